@@ -1,0 +1,1 @@
+"""Statistics for explanation-rating studies (pandas, SciPy, statsmodels; no Django)."""

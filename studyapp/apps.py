@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class StudyappConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "studyapp"
+    verbose_name = "Explanation studies"
