@@ -1,0 +1,198 @@
+"""Reading and validating an explanations file (JSON Lines, the format in DESIGN.md).
+
+Every line is checked before anything is imported, so a researcher sees all problems of a
+file at once, each with its line number, and a bad file never leaves a half-imported study.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+# "METHOD:variant", e.g. "MT+CF:revised"; the parts become Condition.method/data_variant.
+CONDITION_PATTERN = re.compile(r"^(?P<method>[A-Za-z0-9+_.\-]+):(?P<variant>[A-Za-z0-9+_.\-]+)$")
+REQUIRED_TEXT_FIELDS = ("condition", "question_id", "question", "answer", "predicted_answer")
+OPTIONAL_TEXT_FIELDS = ("student", "method", "data_variant", "run")
+
+
+class ExplanationsFileError(Exception):
+    """The file has bad lines; ``errors`` lists each one as 'line N: problem'."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        count = len(errors)
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} in the explanations file:\n"
+            + "\n".join(errors)
+        )
+
+
+@dataclass(frozen=True)
+class ExplanationRecord:
+    """One valid line of an explanations file."""
+
+    line: int
+    condition: str
+    question_id: str
+    question: str
+    choices: tuple[str, ...]
+    answer: str
+    predicted_answer: str
+    explanation: str
+    method: str
+    data_variant: str
+    student: str = ""
+    run: str = ""
+
+
+def explanations_read(lines: Iterable[str]) -> list[ExplanationRecord]:
+    """Parse and validate every line; raise ``ExplanationsFileError`` listing all bad lines.
+
+    Blank lines are skipped. Besides each line on its own, the file as a whole must agree
+    with itself: one explanation per (condition, question), the same question text, choices
+    and answer wherever a question id appears, and the same student, method and data
+    variant on every line of a condition.
+    """
+    errors: list[str] = []
+    records: list[ExplanationRecord] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        record, problems = _record_parse(number, raw)
+        errors.extend(f"line {number}: {problem}" for problem in problems)
+        if record is not None:
+            records.append(record)
+    errors.extend(_consistency_problems(records))
+    if not records and not errors:
+        errors.append("the file has no explanations (it is empty)")
+    if errors:
+        raise ExplanationsFileError(errors)
+    return records
+
+
+def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list[str]]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]
+    if not isinstance(data, dict):
+        return None, ["not a JSON object"]
+
+    problems: list[str] = []
+    text: dict[str, str] = {}
+    for field in REQUIRED_TEXT_FIELDS:
+        value = data.get(field)
+        if value is None:
+            problems.append(f"missing field '{field}'")
+        elif not isinstance(value, str) or not value.strip():
+            problems.append(f"field '{field}' must be a non-empty string")
+        else:
+            text[field] = value.strip()
+    for field in OPTIONAL_TEXT_FIELDS:
+        value = data.get(field, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            problems.append(f"field '{field}' must be a string")
+        else:
+            text[field] = value.strip()
+
+    explanation = data.get("explanation")
+    if explanation is None:
+        problems.append("missing field 'explanation'")
+    elif not isinstance(explanation, str):
+        problems.append("field 'explanation' must be a string")
+    elif not explanation.strip():
+        problems.append("the explanation is empty")
+
+    choices = _choices_parse(data.get("choices"), problems)
+
+    match = None
+    if "condition" in text:
+        match = CONDITION_PATTERN.match(text["condition"])
+        if match is None:
+            problems.append(
+                f"condition '{text['condition']}' is not in the format METHOD:variant "
+                "(for example 'MT+CF:revised')"
+            )
+    if choices is not None and "answer" in text and text["answer"] not in choices:
+        problems.append(f"answer '{text['answer']}' is not among the choices")
+
+    if problems or match is None or choices is None or not isinstance(explanation, str):
+        return None, problems
+    return (
+        ExplanationRecord(
+            line=number,
+            condition=text["condition"],
+            question_id=text["question_id"],
+            question=text["question"],
+            choices=choices,
+            answer=text["answer"],
+            predicted_answer=text["predicted_answer"],
+            explanation=explanation.strip(),
+            method=text["method"] or match.group("method").lower(),
+            data_variant=text["data_variant"] or match.group("variant").lower(),
+            student=text["student"],
+            run=text["run"],
+        ),
+        [],
+    )
+
+
+def _choices_parse(value: Any, problems: list[str]) -> tuple[str, ...] | None:
+    if value is None:
+        problems.append("missing field 'choices'")
+        return None
+    if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
+        problems.append("field 'choices' must be a list of non-empty strings")
+        return None
+    choices = tuple(c.strip() for c in value)
+    if len(choices) < 2:
+        problems.append("field 'choices' needs at least two choices")
+        return None
+    if len(set(choices)) != len(choices):
+        problems.append("field 'choices' lists the same choice twice")
+        return None
+    return choices
+
+
+def _consistency_problems(records: list[ExplanationRecord]) -> list[str]:
+    problems: list[str] = []
+    first_of_pair: dict[tuple[str, str], int] = {}
+    first_of_question: dict[str, ExplanationRecord] = {}
+    first_of_condition: dict[str, ExplanationRecord] = {}
+    for record in records:
+        pair = (record.condition, record.question_id)
+        if pair in first_of_pair:
+            problems.append(
+                f"line {record.line}: a second explanation for question '{record.question_id}' "
+                f"in condition '{record.condition}' (first on line {first_of_pair[pair]})"
+            )
+        else:
+            first_of_pair[pair] = record.line
+
+        seen = first_of_question.setdefault(record.question_id, record)
+        if (seen.question, seen.choices, seen.answer) != (
+            record.question,
+            record.choices,
+            record.answer,
+        ):
+            problems.append(
+                f"line {record.line}: question '{record.question_id}' has a different text, "
+                f"choices or answer than on line {seen.line}"
+            )
+
+        first = first_of_condition.setdefault(record.condition, record)
+        if (first.student, first.method, first.data_variant) != (
+            record.student,
+            record.method,
+            record.data_variant,
+        ):
+            problems.append(
+                f"line {record.line}: condition '{record.condition}' has a different student, "
+                f"method or data variant than on line {first.line}"
+            )
+    return problems

@@ -1,0 +1,369 @@
+"""The explanation-rating study: its item pool, its participants and what they answered.
+
+Integrity rules that must survive concurrent requests (one participant per Prolific ID,
+no question twice for one participant, one rating per dimension, values 1–5) are database
+constraints, so a race or a replayed form can never store a duplicate or an invalid value.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+LIKERT_MIN = 1
+LIKERT_MAX = 5
+LIKERT_LABELS: dict[int, str] = {
+    1: "Strongly disagree",
+    2: "Disagree",
+    3: "Neither agree nor disagree",
+    4: "Agree",
+    5: "Strongly agree",
+}
+
+
+class Dimension(models.TextChoices):
+    """The five rated qualities of an explanation, in the order participants see them."""
+
+    PLAUSIBILITY = "plausibility", "Plausibility"
+    UNDERSTANDABILITY = "understandability", "Understandability"
+    COMPLETENESS = "completeness", "Completeness"
+    SATISFACTION = "satisfaction", "Satisfaction"
+    CONTRASTIVENESS = "contrastiveness", "Contrastiveness"
+
+
+# One statement a dimension, rated from "strongly disagree" to "strongly agree".
+DIMENSION_STATEMENTS: dict[str, str] = {
+    Dimension.PLAUSIBILITY: "The explanation is plausible: its reasons could well be true.",
+    Dimension.UNDERSTANDABILITY: "The explanation is easy to understand.",
+    Dimension.COMPLETENESS: (
+        "The explanation is complete: it gives everything needed to support the answer."
+    ),
+    Dimension.SATISFACTION: "I am satisfied with this explanation of the answer.",
+    Dimension.CONTRASTIVENESS: (
+        "The explanation says why this answer was chosen rather than the other choices."
+    ),
+}
+
+# What the instructions page says each dimension means.
+DIMENSION_DEFINITIONS: dict[str, str] = {
+    Dimension.PLAUSIBILITY: (
+        "Could the reasons given be true? A plausible explanation says nothing false or "
+        "far-fetched about the world."
+    ),
+    Dimension.UNDERSTANDABILITY: (
+        "Is it clear and easy to read? Judge the wording, not whether you agree with it."
+    ),
+    Dimension.COMPLETENESS: (
+        "Does it give all the reasons needed to support the answer, with no important step missing?"
+    ),
+    Dimension.SATISFACTION: (
+        "Overall, would this explanation satisfy you if you had asked why this is the answer?"
+    ),
+    Dimension.CONTRASTIVENESS: (
+        "Does it say why this answer fits better than the other choices, not only why it fits?"
+    ),
+}
+
+DEFAULT_CONSENT_TEXT = """\
+This study is run by researchers who study how computer programs explain their answers to \
+everyday questions. You will read short questions, the answer a computer model gave, and the \
+model's explanation of that answer, and you will rate each explanation on five statements. \
+It takes about 10 to 15 minutes.
+
+Taking part is voluntary. You may stop at any time by closing this page and returning the \
+study on Prolific; you will not be penalised for returning it.
+
+We store only your Prolific ID, the study and session IDs Prolific sends, your ratings and how \
+long you spent on each item. We do not store your IP address, your browser details or your \
+name. Your ratings are analysed and published only in aggregate and under a pseudonym, never \
+with your Prolific ID.
+
+If you have questions about the study, message the researchers through Prolific."""
+
+DEFAULT_INSTRUCTIONS_TEXT = """\
+Each page shows a multiple-choice question, the answer a computer model chose and the model's \
+explanation of why. The model's answer may be right or wrong; rate the explanation as it is \
+written. For each of five statements, say how much you agree, from "strongly disagree" to \
+"strongly agree". There are no right or wrong ratings: we want your honest judgement.
+
+A few pages ask you to choose a particular answer to check that you are reading carefully. \
+Please follow what those pages ask."""
+
+
+def completion_code_new() -> str:
+    """A fresh Prolific-style completion code (eight upper-case letters and digits)."""
+    return secrets.token_hex(4).upper()
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        LIVE = "live", "Live"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    slug = models.SlugField(unique=True, max_length=64)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    per_condition = models.PositiveSmallIntegerField(
+        default=3, help_text="Items each participant rates from every condition."
+    )
+    attention_checks = models.PositiveSmallIntegerField(
+        default=2, help_text="Instructed-response pages added among the rated items."
+    )
+    completion_code = models.CharField(max_length=64, default=completion_code_new)
+    time_limit_minutes = models.PositiveSmallIntegerField(
+        default=60,
+        help_text="After this long, a participant's unrated items are released to others.",
+    )
+    max_participants = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Stop admitting new participants at this many."
+    )
+    max_ratings_per_explanation = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Rate no explanation more often than this (1: every explanation exactly once).",
+    )
+    consent_text = models.TextField(default=DEFAULT_CONSENT_TEXT)
+    instructions_text = models.TextField(default=DEFAULT_INSTRUCTIONS_TEXT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(per_condition__gte=1), name="study_per_condition_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(time_limit_minutes__gte=1), name="study_time_limit_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == self.Status.LIVE
+
+    def time_limit_cutoff(self, now: datetime | None = None) -> datetime:
+        """Participants who started before this moment have run out of time."""
+        return (now or timezone.now()) - timedelta(minutes=self.time_limit_minutes)
+
+    def completion_url(self) -> str:
+        return str(settings.PROLIFIC_COMPLETION_URL).format(code=self.completion_code)
+
+
+class Condition(models.Model):
+    """One explanation source (student model x training method x data variant); hidden from participants."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    name = models.CharField(max_length=100, help_text="For example 'MT+CF:revised'.")
+    method = models.CharField(max_length=50, blank=True)
+    data_variant = models.CharField(max_length=50, blank=True)
+    student = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["study", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="condition_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Question(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
+    external_id = models.CharField(max_length=100, help_text="The dataset's question id.")
+    text = models.TextField()
+    choices = models.JSONField(help_text="The answer choices, in the order shown.")
+    answer = models.CharField(max_length=300, help_text="The gold answer.")
+
+    class Meta:
+        ordering = ["study", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "external_id"], name="question_unique_external_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Explanation(models.Model):
+    condition = models.ForeignKey(Condition, on_delete=models.CASCADE, related_name="explanations")
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="explanations")
+    predicted_answer = models.CharField(max_length=300)
+    text = models.TextField()
+    length = models.PositiveIntegerField(help_text="Length of the text in words.")
+    run = models.CharField(max_length=200, blank=True, help_text="The run that produced it.")
+
+    class Meta:
+        ordering = ["condition", "question"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["condition", "question"], name="explanation_unique_condition_question"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.condition_id}/{self.question_id}"
+
+    @staticmethod
+    def words_count(text: str) -> int:
+        return len(text.split())
+
+
+class Participant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        RETURNED = "returned", "Returned"
+        TIMED_OUT = "timed_out", "Timed out"
+        NO_CONSENT = "no_consent", "No consent"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    prolific_pid = models.CharField(max_length=64)
+    prolific_study_id = models.CharField(max_length=64, blank=True)
+    prolific_session_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    attention_failures = models.PositiveSmallIntegerField(default=0)
+    excluded = models.BooleanField(
+        default=False, help_text="Excluded by a researcher; exports keep the rows and flag them."
+    )
+
+    # Prolific allows rejecting a submission for failed attention checks only after two fails.
+    ATTENTION_FAILURES_TO_FLAG = 2
+
+    class Meta:
+        ordering = ["study", "started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "prolific_pid"], name="participant_unique_pid"
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "status", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}:{self.prolific_pid}"
+
+    @property
+    def attention_failed(self) -> bool:
+        return self.attention_failures >= self.ATTENTION_FAILURES_TO_FLAG
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.status == self.Status.ACTIVE and self.started_at < self.study.time_limit_cutoff(
+            now
+        )
+
+
+class Assignment(models.Model):
+    """One rated item of one participant; position is the order the participant sees it in."""
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="assignments"
+    )
+    position = models.PositiveSmallIntegerField()
+    explanation = models.ForeignKey(
+        Explanation, on_delete=models.PROTECT, related_name="assignments"
+    )
+    # Denormalised from the explanation so the database itself forbids a question twice.
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="assignments")
+    shown_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "position"], name="assignment_unique_position"
+            ),
+            models.UniqueConstraint(
+                fields=["participant", "question"], name="assignment_unique_question"
+            ),
+            models.CheckConstraint(condition=Q(position__gte=1), name="assignment_position_gte_1"),
+            models.CheckConstraint(
+                condition=Q(answered_at__isnull=True)
+                | (Q(shown_at__isnull=False) & Q(answered_at__gte=F("shown_at"))),
+                name="assignment_answered_after_shown",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}#{self.position}"
+
+    @property
+    def seconds_on_item(self) -> float | None:
+        if self.shown_at is None or self.answered_at is None:
+            return None
+        return (self.answered_at - self.shown_at).total_seconds()
+
+
+class Rating(models.Model):
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="ratings")
+    dimension = models.CharField(max_length=20, choices=Dimension.choices)
+    value = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["assignment", "dimension"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment", "dimension"], name="rating_unique_dimension"
+            ),
+            models.CheckConstraint(
+                condition=Q(value__gte=LIKERT_MIN) & Q(value__lte=LIKERT_MAX),
+                name="rating_value_1_to_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(dimension__in=Dimension.values), name="rating_dimension_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assignment_id}:{self.dimension}={self.value}"
+
+
+class AttentionCheckResponse(models.Model):
+    """An instructed-response page shown before the rated item at ``before_position``.
+
+    It is created with the participant's items (so its place is fixed and survives a reload)
+    and answered once; its values are never ratings and never count as an item.
+    """
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="attention_checks"
+    )
+    before_position = models.PositiveSmallIntegerField()
+    instructed_value = models.PositiveSmallIntegerField()
+    shown_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["participant", "before_position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "before_position"], name="attention_check_unique_position"
+            ),
+            models.CheckConstraint(
+                condition=Q(instructed_value__gte=LIKERT_MIN) & Q(instructed_value__lte=LIKERT_MAX),
+                name="attention_check_value_1_to_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(answered_at__isnull=True) | Q(passed__isnull=False),
+                name="attention_check_answered_has_result",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}@{self.before_position}"
