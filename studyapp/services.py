@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+import random
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from studyapp import selectors
+from studyapp.allocation import PoolItem, items_choose
 from studyapp.importing import ExplanationRecord
-from studyapp.models import Condition, Explanation, Question, Study
+from studyapp.models import (
+    LIKERT_MAX,
+    LIKERT_MIN,
+    Assignment,
+    AttentionCheckResponse,
+    Condition,
+    Dimension,
+    Explanation,
+    Participant,
+    Question,
+    Rating,
+    Study,
+)
 
 
 class StudyConflictError(Exception):
@@ -191,3 +211,266 @@ def _study_check_pool(*, study: Study) -> None:
                 f"condition '{condition.name}' has {count} explanation(s); each participant "
                 f"needs {study.per_condition} from every condition"
             )
+
+
+class StudyUnavailableError(Exception):
+    """The study admits no new participant; ``reason`` is 'draft', 'paused', 'closed' or 'full'."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the study is not admitting participants ({reason})")
+
+
+class ParticipantInactiveError(Exception):
+    """The participant can no longer answer (finished, timed out, returned or declined)."""
+
+
+class RecordOutcome(enum.Enum):
+    RECORDED = "recorded"
+    # A replayed or duplicate submission of an answered step: nothing was written.
+    ALREADY_RECORDED = "already_recorded"
+    # A step that is not the participant's current one (for example a page kept open in
+    # another tab): nothing was written.
+    NOT_CURRENT = "not_current"
+
+
+def participants_expire(*, study: Study, now: datetime) -> int:
+    """Mark participants who ran past the study's time limit as timed out."""
+    return Participant.objects.filter(
+        study=study, status=Participant.Status.ACTIVE, started_at__lt=study.time_limit_cutoff(now)
+    ).update(status=Participant.Status.TIMED_OUT)
+
+
+def participant_expire_if_late(
+    *, participant: Participant, now: datetime | None = None
+) -> Participant:
+    """Mark this participant timed out if they ran past the time limit; return them updated."""
+    if participant.is_expired(now):
+        Participant.objects.filter(pk=participant.pk, status=Participant.Status.ACTIVE).update(
+            status=Participant.Status.TIMED_OUT
+        )
+        participant.refresh_from_db(fields=["status"])
+    return participant
+
+
+def participant_start(
+    *,
+    study: Study,
+    prolific_pid: str,
+    prolific_study_id: str = "",
+    prolific_session_id: str = "",
+    rng: random.Random | None = None,
+    now: datetime | None = None,
+) -> Participant:
+    """Admit a consenting participant and give them their items and attention checks.
+
+    Idempotent per Prolific ID: a second call (double click, second tab) returns the
+    participant the first one created, with the same items. The study row is locked for
+    the duration (on PostgreSQL), so participants arriving together are assigned one after
+    another from up-to-date exposure counts; SQLite serialises writers by itself.
+    """
+    rng = rng or random.SystemRandom()
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        existing = Participant.objects.filter(study=locked, prolific_pid=prolific_pid).first()
+        if existing is not None:
+            return existing
+        if locked.status != Study.Status.LIVE:
+            raise StudyUnavailableError(locked.status)
+        participants_expire(study=locked, now=now)
+        if selectors.study_is_full(study=locked, now=now):
+            raise StudyUnavailableError("full")
+        chosen = items_choose(
+            selectors.pool_items(study=locked, now=now),
+            condition_ids=list(locked.conditions.values_list("id", flat=True)),
+            per_condition=locked.per_condition,
+            rng=rng,
+            cap=locked.max_ratings_per_explanation,
+        )
+        if chosen is None:
+            raise StudyUnavailableError("full")
+        participant = Participant.objects.create(
+            study=locked,
+            prolific_pid=prolific_pid,
+            prolific_study_id=prolific_study_id,
+            prolific_session_id=prolific_session_id,
+            started_at=now,
+        )
+        _items_assign(participant=participant, chosen=chosen, rng=rng)
+        _attention_checks_place(participant=participant, item_count=len(chosen), rng=rng)
+    return participant
+
+
+def _items_assign(*, participant: Participant, chosen: list[PoolItem], rng: random.Random) -> None:
+    order = list(chosen)
+    rng.shuffle(order)
+    Assignment.objects.bulk_create(
+        Assignment(
+            participant=participant,
+            position=position,
+            explanation_id=item.explanation_id,
+            question_id=item.question_id,
+        )
+        for position, item in enumerate(order, start=1)
+    )
+
+
+def _attention_checks_place(
+    *, participant: Participant, item_count: int, rng: random.Random
+) -> None:
+    # Checks go between rated items (never before the first), so every check is preceded
+    # by real work and cannot be told apart from an item by its place.
+    places = range(2, item_count + 1)
+    count = min(participant.study.attention_checks, len(places))
+    AttentionCheckResponse.objects.bulk_create(
+        AttentionCheckResponse(
+            participant=participant,
+            before_position=place,
+            instructed_value=rng.randint(LIKERT_MIN, LIKERT_MAX),
+        )
+        for place in sorted(rng.sample(places, count))
+    )
+
+
+def participant_decline(
+    *,
+    study: Study,
+    prolific_pid: str,
+    prolific_study_id: str = "",
+    prolific_session_id: str = "",
+) -> Participant:
+    """Record that this Prolific ID declined consent; nothing else about them is kept.
+
+    A participant who already consented keeps their record unchanged.
+    """
+    participant, _ = Participant.objects.get_or_create(
+        study=study,
+        prolific_pid=prolific_pid,
+        defaults={
+            "prolific_study_id": prolific_study_id,
+            "prolific_session_id": prolific_session_id,
+            "status": Participant.Status.NO_CONSENT,
+        },
+    )
+    return participant
+
+
+def step_mark_shown(*, step: selectors.Step, now: datetime | None = None) -> None:
+    """Start the clock of a step the first time it is shown (a reload keeps the first time)."""
+    now = now or timezone.now()
+    target: Assignment | AttentionCheckResponse | None = step.check or step.assignment
+    if target is None or target.shown_at is not None:
+        return
+    type(target).objects.filter(pk=target.pk, shown_at__isnull=True).update(shown_at=now)
+    target.refresh_from_db(fields=["shown_at"])
+
+
+def rating_record(
+    *,
+    participant: Participant,
+    step_token: str,
+    values: Mapping[str, int],
+    now: datetime | None = None,
+) -> RecordOutcome:
+    """Store one rating a dimension for the participant's current step.
+
+    ``step_token`` names the step the form was shown for (``Step.token``). Writing is
+    guarded twice: the participant row is locked, and the assignment is claimed with a
+    conditional update, so a double submit or a replayed form is written exactly once.
+    Attention-check steps are recorded as pass/fail, never as ratings.
+    """
+    _values_check(values)
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _participant_lock(participant, now=now)
+        # An inactive participant leaves the block normally so a time-out just detected is saved.
+        active = locked.status == Participant.Status.ACTIVE
+        outcome = _step_answer(locked, step_token, values, now=now) if active else None
+    participant.refresh_from_db()
+    if outcome is None:
+        raise ParticipantInactiveError(participant.get_status_display())
+    return outcome
+
+
+def _step_answer(
+    participant: Participant, step_token: str, values: Mapping[str, int], *, now: datetime
+) -> RecordOutcome:
+    step = selectors.participant_current_step(participant)
+    if step is None or step.token != step_token:
+        answered = _token_answered(participant, step_token)
+        return RecordOutcome.ALREADY_RECORDED if answered else RecordOutcome.NOT_CURRENT
+    if step.check is not None:
+        outcome = _check_answer(participant, step.check, values, now=now)
+    elif step.assignment is not None:
+        outcome = _assignment_answer(step.assignment, values, now=now)
+    if (
+        outcome is RecordOutcome.RECORDED
+        and selectors.participant_current_step(participant) is None
+    ):
+        _participant_complete(participant, now=now)
+    return outcome
+
+
+def _values_check(values: Mapping[str, int]) -> None:
+    if set(values) != set(Dimension.values):
+        raise ValueError(f"ratings must cover exactly the dimensions {Dimension.values}")
+    for dimension, value in values.items():
+        if not LIKERT_MIN <= value <= LIKERT_MAX:
+            raise ValueError(f"{dimension}: {value} is outside {LIKERT_MIN}–{LIKERT_MAX}")
+
+
+def _participant_lock(participant: Participant, *, now: datetime) -> Participant:
+    locked = Participant.objects.select_for_update().select_related("study").get(pk=participant.pk)
+    if locked.is_expired(now):
+        locked.status = Participant.Status.TIMED_OUT
+        locked.save(update_fields=["status"])
+    return locked
+
+
+def _token_answered(participant: Participant, step_token: str) -> bool:
+    return any(
+        step.token == step_token and step.answered_at is not None
+        for step in selectors.participant_steps(participant)
+    )
+
+
+def _assignment_answer(
+    assignment: Assignment, values: Mapping[str, int], *, now: datetime
+) -> RecordOutcome:
+    claimed = Assignment.objects.filter(pk=assignment.pk, answered_at__isnull=True).update(
+        answered_at=now, shown_at=Coalesce(F("shown_at"), Value(now))
+    )
+    if not claimed:
+        return RecordOutcome.ALREADY_RECORDED
+    Rating.objects.bulk_create(
+        Rating(assignment=assignment, dimension=dimension, value=value)
+        for dimension, value in values.items()
+    )
+    return RecordOutcome.RECORDED
+
+
+def _check_answer(
+    participant: Participant,
+    check: AttentionCheckResponse,
+    values: Mapping[str, int],
+    *,
+    now: datetime,
+) -> RecordOutcome:
+    passed = all(value == check.instructed_value for value in values.values())
+    claimed = AttentionCheckResponse.objects.filter(pk=check.pk, answered_at__isnull=True).update(
+        answered_at=now, shown_at=Coalesce(F("shown_at"), Value(now)), passed=passed
+    )
+    if not claimed:
+        return RecordOutcome.ALREADY_RECORDED
+    if not passed:
+        Participant.objects.filter(pk=participant.pk).update(
+            attention_failures=F("attention_failures") + 1
+        )
+    return RecordOutcome.RECORDED
+
+
+def _participant_complete(participant: Participant, *, now: datetime) -> None:
+    Participant.objects.filter(pk=participant.pk, status=Participant.Status.ACTIVE).update(
+        status=Participant.Status.COMPLETED, completed_at=now
+    )

@@ -1,0 +1,123 @@
+"""Shared reads over studies, the item pool and participants' progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Q, QuerySet
+
+from studyapp.allocation import PoolItem
+from studyapp.models import Assignment, AttentionCheckResponse, Explanation, Participant, Study
+
+
+def study_get(*, slug: str) -> Study | None:
+    return Study.objects.filter(slug=slug).first()
+
+
+def participant_get(*, study: Study, prolific_pid: str) -> Participant | None:
+    return Participant.objects.filter(study=study, prolific_pid=prolific_pid).first()
+
+
+def assignments_holding(*, study: Study, now: datetime) -> QuerySet[Assignment]:
+    """Assignments that occupy their explanation: rated ones, and unrated ones still in time.
+
+    An unrated item of a participant who ran past the time limit, returned the study or
+    otherwise stopped no longer counts, so it goes back to the pool.
+    """
+    in_time = Q(
+        participant__status=Participant.Status.ACTIVE,
+        participant__started_at__gte=study.time_limit_cutoff(now),
+    )
+    return Assignment.objects.filter(participant__study=study).filter(
+        Q(answered_at__isnull=False) | in_time
+    )
+
+
+def explanation_exposures(*, study: Study, now: datetime) -> dict[int, int]:
+    """How many participants rated or are rating each explanation of the study (0 omitted)."""
+    rows = (
+        assignments_holding(study=study, now=now)
+        .values("explanation_id")
+        .annotate(n=Count("id"))
+        .values_list("explanation_id", "n")
+    )
+    return dict(rows)
+
+
+def pool_items(*, study: Study, now: datetime) -> list[PoolItem]:
+    exposures = explanation_exposures(study=study, now=now)
+    rows = Explanation.objects.filter(condition__study=study).values_list(
+        "id", "condition_id", "question_id"
+    )
+    return [
+        PoolItem(explanation_id=e, condition_id=c, question_id=q, exposure=exposures.get(e, 0))
+        for e, c, q in rows
+    ]
+
+
+def participants_occupying(*, study: Study, now: datetime) -> QuerySet[Participant]:
+    """Participants who count towards ``max_participants``: finished, or still in time."""
+    return Participant.objects.filter(study=study).filter(
+        Q(status=Participant.Status.COMPLETED)
+        | Q(status=Participant.Status.ACTIVE, started_at__gte=study.time_limit_cutoff(now))
+    )
+
+
+def study_is_full(*, study: Study, now: datetime) -> bool:
+    if study.max_participants is None:
+        return False
+    return participants_occupying(study=study, now=now).count() >= study.max_participants
+
+
+@dataclass(frozen=True)
+class Step:
+    """The page a participant is on: a rated item or an attention check."""
+
+    item_number: int  # 1-based number of the rated item this step shows or precedes
+    item_total: int
+    assignment: Assignment | None = None
+    check: AttentionCheckResponse | None = None
+
+    @property
+    def token(self) -> str:
+        """Names the step in its form, so a stale or replayed submission is recognised."""
+        if self.check is not None:
+            return f"check-{self.check.before_position}"
+        return f"item-{self.item_number}"
+
+    @property
+    def items_done(self) -> int:
+        return self.item_number - 1
+
+    @property
+    def answered_at(self) -> datetime | None:
+        target = self.check or self.assignment
+        return target.answered_at if target is not None else None
+
+
+def participant_steps(participant: Participant) -> list[Step]:
+    """All steps in the order shown: each item, preceded by the checks placed before it."""
+    assignments = list(
+        participant.assignments.select_related("explanation", "explanation__question").order_by(
+            "position"
+        )
+    )
+    checks: dict[int, list[AttentionCheckResponse]] = {}
+    for check in participant.attention_checks.order_by("before_position"):
+        checks.setdefault(check.before_position, []).append(check)
+    total = len(assignments)
+    steps: list[Step] = []
+    for assignment in assignments:
+        for check in checks.get(assignment.position, []):
+            steps.append(Step(item_number=assignment.position, item_total=total, check=check))
+        steps.append(Step(item_number=assignment.position, item_total=total, assignment=assignment))
+    return steps
+
+
+def participant_current_step(participant: Participant) -> Step | None:
+    """The first unanswered step, or None when the participant has answered everything."""
+    for step in participant_steps(participant):
+        if step.answered_at is None:
+            return step
+    return None

@@ -1,0 +1,311 @@
+"""Participant pages: Prolific entry, consent, instructions, the items and completion.
+
+Each view is thin: it finds the study and the participant bound to this browser session,
+validates the form and calls one service. Every page is a plain HTML form that works
+without JavaScript; when htmx posts an item the view answers with the next item's partial.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from studyapp import selectors, services
+from studyapp.forms import ConsentForm, EntryForm, RatingForm
+from studyapp.models import (
+    DIMENSION_DEFINITIONS,
+    LIKERT_LABELS,
+    Dimension,
+    Participant,
+    Study,
+)
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request after django-htmx's middleware, which adds ``htmx``."""
+
+    htmx: HtmxDetails
+
+
+SESSION_KEY = "studyapp"
+STALE_MESSAGE = (
+    "That page had already been answered (or was opened in another tab), so nothing was "
+    "changed. Here is where you are now."
+)
+
+
+def _binding(request: HtmxHttpRequest, study: Study) -> dict[str, Any] | None:
+    """What this browser session knows about its participant in ``study``."""
+    bindings = request.session.get(SESSION_KEY, {})
+    binding = bindings.get(study.slug)
+    return binding if isinstance(binding, dict) else None
+
+
+def _bind(request: HtmxHttpRequest, study: Study, **values: Any) -> None:
+    bindings = dict(request.session.get(SESSION_KEY, {}))
+    previous = bindings.get(study.slug) or {}
+    if previous.get("pid") != values.get("pid", previous.get("pid")):
+        # A different Prolific ID in this browser: start a fresh session so nothing of the
+        # previous participant (their items, their place) is reachable any more.
+        request.session.cycle_key()
+        previous = {}
+    bindings[study.slug] = {**previous, **values}
+    request.session[SESSION_KEY] = bindings
+
+
+def _bound_participant(request: HtmxHttpRequest, study: Study) -> Participant | None:
+    binding = _binding(request, study)
+    if binding is None or binding.get("participant") is None:
+        return None
+    return Participant.objects.filter(
+        pk=binding["participant"], study=study, prolific_pid=binding.get("pid")
+    ).first()
+
+
+def _page(
+    request: HtmxHttpRequest, template: str, study: Study | None, status: int = 200, **context: Any
+) -> HttpResponse:
+    return render(request, f"studyapp/{template}", {"study": study, **context}, status=status)
+
+
+def _unavailable(request: HtmxHttpRequest, study: Study | None, reason: str) -> HttpResponse:
+    status = 404 if study is None else 200
+    return _page(request, "unavailable.html", study, status=status, reason=reason)
+
+
+def _session_missing(request: HtmxHttpRequest, study: Study) -> HttpResponse:
+    return _page(request, "session_missing.html", study, status=400)
+
+
+def _continue(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    """Send a participant to the page that matches where they are in the study."""
+    services.participant_expire_if_late(participant=participant)
+    if participant.status == Participant.Status.COMPLETED:
+        return redirect("studyapp:done", slug=study.slug)
+    if participant.status != Participant.Status.ACTIVE:
+        return redirect("studyapp:ended", slug=study.slug)
+    if study.status == Study.Status.CLOSED:
+        return _unavailable(request, study, "closed")
+    if not participant.assignments.filter(answered_at__isnull=False).exists():
+        return redirect("studyapp:instructions", slug=study.slug)
+    return redirect("studyapp:step", slug=study.slug)
+
+
+@never_cache
+@require_GET
+def entry(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    study = selectors.study_get(slug=slug)
+    if study is None:
+        return _unavailable(request, None, "missing")
+    if not request.GET:
+        # A bare study address in a browser that already took part (a bookmark, a
+        # reopened tab) continues; anyone else needs the full Prolific link.
+        bound = _bound_participant(request, study)
+        if bound is not None:
+            return _continue(request, study, bound)
+    form = EntryForm(request.GET)
+    if not form.is_valid():
+        return _page(request, "link_incomplete.html", study, status=400, problems=form.problems())
+
+    pid = form.cleaned_data["PROLIFIC_PID"]
+    participant = selectors.participant_get(study=study, prolific_pid=pid)
+    if participant is None:
+        if study.status != Study.Status.LIVE:
+            return _unavailable(request, study, study.status)
+        if selectors.study_is_full(study=study, now=timezone.now()):
+            return _unavailable(request, study, "full")
+    _bind(
+        request,
+        study,
+        pid=pid,
+        study_id=form.cleaned_data["STUDY_ID"],
+        session_id=form.cleaned_data["SESSION_ID"],
+        participant=participant.pk if participant else None,
+    )
+    if participant is not None:
+        return _continue(request, study, participant)
+    return redirect("studyapp:consent", slug=study.slug)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def consent(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    study = selectors.study_get(slug=slug)
+    if study is None:
+        return _unavailable(request, None, "missing")
+    binding = _binding(request, study)
+    if binding is None:
+        return _session_missing(request, study)
+    participant = _bound_participant(request, study)
+    if participant is not None:
+        return _continue(request, study, participant)
+    if study.status != Study.Status.LIVE:
+        return _unavailable(request, study, study.status)
+
+    form = ConsentForm(request.POST or None)
+    if request.method != "POST":
+        return _page(request, "consent.html", study, form=form)
+    if not form.is_valid():
+        return _page(request, "consent.html", study, status=400, form=form)
+
+    ids = {
+        "prolific_pid": binding["pid"],
+        "prolific_study_id": binding.get("study_id", ""),
+        "prolific_session_id": binding.get("session_id", ""),
+    }
+    if form.cleaned_data["decision"] == "decline":
+        participant = services.participant_decline(study=study, **ids)
+    else:
+        try:
+            participant = services.participant_start(study=study, **ids)
+        except services.StudyUnavailableError as exc:
+            return _unavailable(request, study, exc.reason)
+    _bind(request, study, participant=participant.pk)
+    return _continue(request, study, participant)
+
+
+@never_cache
+@require_GET
+def instructions(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    study = selectors.study_get(slug=slug)
+    if study is None:
+        return _unavailable(request, None, "missing")
+    participant = _bound_participant(request, study)
+    if participant is None:
+        return _session_missing(request, study)
+    if participant.status != Participant.Status.ACTIVE:
+        return _continue(request, study, participant)
+    definitions = [(d.label, DIMENSION_DEFINITIONS[d]) for d in Dimension]
+    return _page(
+        request,
+        "instructions.html",
+        study,
+        definitions=definitions,
+        item_total=participant.assignments.count(),
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def step(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    study = selectors.study_get(slug=slug)
+    if study is None:
+        return _unavailable(request, None, "missing")
+    participant = _bound_participant(request, study)
+    if participant is None:
+        return _session_missing(request, study)
+    if participant.status != Participant.Status.ACTIVE or participant.is_expired():
+        return _after_step(request, study, participant)
+    if request.method == "POST":
+        return _step_post(request, study, participant)
+    current = selectors.participant_current_step(participant)
+    if current is None:
+        return _after_step(request, study, participant)
+    return _step_render(request, study, current, RatingForm(initial={"step": current.token}))
+
+
+def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    form = RatingForm(request.POST)
+    current = selectors.participant_current_step(participant)
+    if current is None:
+        return _after_step(request, study, participant)
+    if not form.is_valid():
+        if form.data.get("step") == current.token:
+            # Same item again with the messages; nothing is saved.
+            return _step_render(request, study, current, form, status=200 if request.htmx else 400)
+        return _step_render(
+            request, study, current, RatingForm(initial={"step": current.token}), stale=True
+        )
+    try:
+        outcome = services.rating_record(
+            participant=participant, step_token=form.cleaned_data["step"], values=form.values()
+        )
+    except services.ParticipantInactiveError:
+        return _after_step(request, study, participant)
+    participant.refresh_from_db()
+    if participant.status != Participant.Status.ACTIVE:
+        return _after_step(request, study, participant)
+    stale = outcome is not services.RecordOutcome.RECORDED
+    if not request.htmx:
+        # Post/redirect/get: a reload after submitting re-shows the page, never re-posts.
+        if stale:
+            messages.info(request, STALE_MESSAGE)
+        return redirect("studyapp:step", slug=study.slug)
+    following = selectors.participant_current_step(participant)
+    if following is None:
+        return _after_step(request, study, participant)
+    return _step_render(
+        request, study, following, RatingForm(initial={"step": following.token}), stale=stale
+    )
+
+
+def _step_render(
+    request: HtmxHttpRequest,
+    study: Study,
+    current: selectors.Step,
+    form: RatingForm,
+    *,
+    status: int = 200,
+    stale: bool = False,
+) -> HttpResponse:
+    services.step_mark_shown(step=current)
+    instructed = None
+    if current.check is not None:
+        value = current.check.instructed_value
+        instructed = {"value": value, "label": LIKERT_LABELS[value]}
+    template = "_step.html" if request.htmx else "step.html"
+    return _page(
+        request,
+        template,
+        study,
+        status=status,
+        step=current,
+        form=form,
+        instructed=instructed,
+        stale_message=STALE_MESSAGE if stale else None,
+        likert_labels=LIKERT_LABELS,
+    )
+
+
+def _after_step(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    """Leave the item pages: to completion, or to the page for a stopped participant."""
+    response = _continue(request, study, participant)
+    if request.htmx and response.status_code in (301, 302):
+        return HttpResponseClientRedirect(response["Location"])
+    return response
+
+
+@never_cache
+@require_GET
+def done(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    study = selectors.study_get(slug=slug)
+    if study is None:
+        return _unavailable(request, None, "missing")
+    participant = _bound_participant(request, study)
+    if participant is None:
+        return _session_missing(request, study)
+    if participant.status != Participant.Status.COMPLETED:
+        return _continue(request, study, participant)
+    return _page(request, "done.html", study, completion_url=study.completion_url())
+
+
+@never_cache
+@require_GET
+def ended(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    study = selectors.study_get(slug=slug)
+    if study is None:
+        return _unavailable(request, None, "missing")
+    participant = _bound_participant(request, study)
+    if participant is None:
+        return _session_missing(request, study)
+    if participant.status in (Participant.Status.ACTIVE, Participant.Status.COMPLETED):
+        return _continue(request, study, participant)
+    return _page(request, "ended.html", study, participant=participant)

@@ -1,0 +1,124 @@
+"""Shared builders for participant-flow tests: an item pool, a study, a scripted participant."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from bs4 import BeautifulSoup
+from django.test import Client
+from django.urls import reverse
+
+from studyapp.importing import explanations_read
+from studyapp.models import LIKERT_LABELS, Dimension, Study
+from studyapp.services import study_create_from_explanations
+
+CONDITIONS = ("MT:original", "CF:original", "MT+CF:original", "MT+CF:revised")
+CHOICES = ["bank", "library", "garden", "kitchen", "school"]
+
+
+def explanation_record(condition: str, question: int, **overrides: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "condition": condition,
+        "question_id": f"q{question:03d}",
+        "question": f"Where would you most likely keep item number {question}?",
+        "choices": CHOICES,
+        "answer": CHOICES[question % 5],
+        "predicted_answer": CHOICES[(question + CONDITIONS.index(condition)) % 5]
+        if condition in CONDITIONS
+        else CHOICES[0],
+        "explanation": f"Item {question} belongs there because {condition} models say so "
+        + "and so on " * (question % 4),
+        "student": "t5-v1_1-small",
+        "run": "test",
+    }
+    record.update(overrides)
+    return record
+
+
+def explanation_lines(*, questions: int = 16, conditions: Sequence[str] = CONDITIONS) -> list[str]:
+    return [
+        json.dumps(explanation_record(condition, q))
+        for q in range(questions)
+        for condition in conditions
+    ]
+
+
+def study_make(
+    *,
+    slug: str = "pilot",
+    questions: int = 16,
+    conditions: Sequence[str] = CONDITIONS,
+    live: bool = True,
+    per_condition: int | None = None,
+    **fields: Any,
+) -> Study:
+    records = explanations_read(explanation_lines(questions=questions, conditions=conditions))
+    study = study_create_from_explanations(
+        slug=slug, records=records, live=live, per_condition=per_condition
+    )
+    if fields:
+        Study.objects.filter(pk=study.pk).update(**fields)
+        study.refresh_from_db()
+    return study
+
+
+def entry_url(
+    study: Study, pid: str, *, study_id: str = "prolific-study", session_id: str = "s1"
+) -> str:
+    url = reverse("studyapp:entry", kwargs={"slug": study.slug})
+    return f"{url}?PROLIFIC_PID={pid}&STUDY_ID={study_id}&SESSION_ID={session_id}"
+
+
+def step_url(study: Study) -> str:
+    return reverse("studyapp:step", kwargs={"slug": study.slug})
+
+
+def page_step_token(html: str) -> str:
+    field = BeautifulSoup(html, "html.parser").find("input", attrs={"name": "step"})
+    assert field is not None, "the page has no item form"
+    return str(field["value"])
+
+
+def page_instructed_value(html: str) -> int:
+    """The value an attention-check page asks for, read from its text as a person would."""
+    text = BeautifulSoup(html, "html.parser").get_text(" ")
+    match = re.search(r"please choose “([^”]+)”", text)
+    assert match is not None, "the page has no instruction"
+    by_label = {label: value for value, label in LIKERT_LABELS.items()}
+    return by_label[match.group(1)]
+
+
+def rating_post(token: str, value: int | dict[str, int]) -> dict[str, Any]:
+    values = value if isinstance(value, dict) else dict.fromkeys(Dimension.values, value)
+    return {"step": token, **values}
+
+
+def participant_run(
+    client: Client, study: Study, pid: str, *, value: int = 4, fail_checks: bool = False
+) -> Any:
+    """Go from the Prolific link to the completion page over plain HTTP; return the last response.
+
+    Rated items get ``value`` on every dimension; attention checks are answered as
+    instructed unless ``fail_checks``.
+    """
+    response = client.get(entry_url(study, pid))
+    assert response.status_code == 302, response.status_code
+    response = client.post(
+        reverse("studyapp:consent", kwargs={"slug": study.slug}), {"decision": "agree"}
+    )
+    assert response.status_code == 302, response.status_code
+    for _ in range(100):
+        page = client.get(step_url(study))
+        if page.status_code == 302:
+            return client.get(page["Location"])
+        token = page_step_token(page.content.decode())
+        answer = value
+        if token.startswith("check-"):
+            instructed = page_instructed_value(page.content.decode())
+            answer = (instructed % 5) + 1 if fail_checks else instructed
+        posted = client.post(step_url(study), rating_post(token, answer))
+        assert posted.status_code == 302, posted.status_code
+    raise AssertionError("the participant never reached the end of the study")
