@@ -1,14 +1,22 @@
-"""Prepare the demo: a researcher login (printed once)."""
+"""Prepare the demo: a researcher login (printed once), a live demo study and a participant link."""
 
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
+from django.urls import reverse
+
+from studyapp.management.commands.create_study import study_import_file
+from studyapp.models import Study
 
 DEMO_USERNAME = "researcher"
+DEMO_SLUG = "demo"
+DEMO_FIXTURE = Path(settings.BASE_DIR) / "studyapp" / "fixtures" / "demo_explanations.jsonl"
 
 
 def researcher_ensure(*, username: str = DEMO_USERNAME) -> str | None:
@@ -21,8 +29,47 @@ def researcher_ensure(*, username: str = DEMO_USERNAME) -> str | None:
     return password
 
 
+def demo_study_ensure(*, slug: str = DEMO_SLUG, fixture: Path = DEMO_FIXTURE) -> Study | None:
+    """Return the live demo study, creating it from the bundled fixture when it is missing.
+
+    A demo study that already exists (for example one the distillation demo created from
+    its own explanations) is only opened, never re-imported. None when there is neither a
+    study nor a fixture.
+    """
+    study = Study.objects.filter(slug=slug).first()
+    if study is None:
+        if not fixture.is_file():
+            return None
+        study, _ = study_import_file(
+            slug=slug, path=fixture, title="Rating explanations", live=True
+        )
+    elif study.status in (Study.Status.DRAFT, Study.Status.PAUSED):
+        study.status = Study.Status.LIVE
+        study.save(update_fields=["status"])
+    return study
+
+
+def participant_link(*, study: Study, base_url: str) -> str:
+    """A ready-to-open entry link with fresh, made-up Prolific IDs."""
+    entry = reverse("studyapp:entry", kwargs={"slug": study.slug})
+    return (
+        f"{base_url.rstrip('/')}{entry}?PROLIFIC_PID=demo-{secrets.token_hex(6)}"
+        f"&STUDY_ID={study.slug}&SESSION_ID={secrets.token_hex(6)}"
+    )
+
+
 class Command(BaseCommand):
-    help = "Create the demo researcher login if none exists and print it."
+    help = (
+        "Create the demo researcher login if none exists and print it; make sure the live "
+        "demo study exists and print a participant link."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="where the server runs, for the printed link (default http://127.0.0.1:8000)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = researcher_ensure()
@@ -35,3 +82,22 @@ class Command(BaseCommand):
                     f"password '{password}'"
                 )
             )
+        study = demo_study_ensure()
+        if study is None:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"No demo study: '{DEMO_SLUG}' does not exist and {DEMO_FIXTURE} is missing."
+                )
+            )
+            return
+        if study.status != Study.Status.LIVE:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The demo study is {study.get_status_display().lower()}; "
+                    "open it in the admin to take part."
+                )
+            )
+        self.stdout.write(
+            f"Participant link (each open of a new link is a new participant): "
+            f"{participant_link(study=study, base_url=options['base_url'])}"
+        )
