@@ -1,0 +1,230 @@
+"""Reading and validating the ratings export (the CSV format of DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+
+DIMENSIONS = ("plausibility", "understandability", "completeness", "satisfaction", "contrastiveness")
+QUALITY = "quality"
+ID_COLUMNS = ("participant", "study", "question_id", "condition", "explanation_id")
+RATINGS_COLUMNS = (
+    "participant",
+    "study",
+    "position",
+    "question_id",
+    "condition",
+    "explanation_id",
+    "explanation_length",
+    *DIMENSIONS,
+    "seconds_on_item",
+    "attention_failed",
+    "excluded",
+)
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0", ""}
+
+
+def ratings_load(source: str | Path | pd.DataFrame, *, reference: str | None = None) -> pd.DataFrame:
+    """Read a ratings export and check every value the analysis relies on.
+
+    Parameters
+    ----------
+    source : str, Path or pandas.DataFrame
+        A CSV file in the DESIGN.md ratings format, or a DataFrame with the same columns
+        (for example built from ``studyapp.exports.ratings_rows``).
+    reference : str, optional
+        A condition that must be present (the regression's reference condition).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with typed columns (ids as strings, ratings as integers 1–5,
+        ``excluded`` as bool, ``attention_failed`` as a count) and a ``quality`` column,
+        the mean of the five dimensions of each rated item. Extra columns (demographic
+        covariates) are kept as they are.
+
+    Raises
+    ------
+    AnalysisError
+        Unreadable file, missing columns, a rating outside 1–5, a non-numeric length or
+        time, fewer than two conditions, or a reference condition that is not in the data.
+        The message names the column and the first offending lines.
+
+    Notes
+    -----
+    ``attention_failed`` is the participant's number of failed attention checks. An
+    export that writes it as true/false is read as 1/0 fails per participant; the
+    exclusion rule then needs ``attention_fail_threshold=1`` to drop them.
+
+    Examples
+    --------
+    >>> from analysis.simulate import ratings_simulate
+    >>> df = ratings_load(ratings_simulate(5, seed=0))
+    >>> round(float(df["quality"].iloc[0]), 1) == df.loc[0, list(DIMENSIONS)].mean().round(1)
+    True
+    """
+    if isinstance(source, pd.DataFrame):
+        raw = source.copy()
+        where = "row"
+        first_row = 0
+    else:
+        raw = _csv_read(Path(source))
+        where = "line"
+        first_row = 2  # line 1 is the header
+    missing = [c for c in RATINGS_COLUMNS if c not in raw.columns]
+    if missing:
+        raise AnalysisError(f"the ratings are missing the column(s): {', '.join(missing)}")
+    if raw.empty:
+        raise AnalysisError("the ratings have no rows")
+    labels = pd.Series(np.arange(len(raw)) + first_row, index=raw.index)
+    df = raw.copy()
+    for col in ID_COLUMNS:
+        df[col] = _text_column(raw[col], col, labels, where, required=col in ("participant", "condition"))
+    for dim in DIMENSIONS:
+        df[dim] = _integer_column(raw[dim], dim, labels, where, low=1, high=5)
+    df["position"] = _integer_column(raw["position"], "position", labels, where, low=0, high=None)
+    df["explanation_length"] = _number_column(raw["explanation_length"], "explanation_length", labels, where, required=True)
+    df["seconds_on_item"] = _number_column(raw["seconds_on_item"], "seconds_on_item", labels, where, required=False)
+    df["attention_failed"] = _attention_column(raw["attention_failed"], labels, where)
+    df["excluded"] = _bool_column(raw["excluded"], "excluded", labels, where)
+    df[QUALITY] = df[list(DIMENSIONS)].mean(axis=1)
+    conditions_check(df, reference=reference)
+    return df.reset_index(drop=True)
+
+
+def conditions_check(df: pd.DataFrame, *, reference: str | None = None) -> list[str]:
+    """Return the sorted conditions, raising AnalysisError if fewer than two or no reference.
+
+    Examples
+    --------
+    >>> conditions_check(pd.DataFrame({"condition": ["b", "a", "b"]}))
+    ['a', 'b']
+    """
+    conditions = sorted(df["condition"].unique().tolist())
+    if len(conditions) < 2:
+        found = f"only {conditions[0]!r}" if conditions else "none"
+        raise AnalysisError(f"the analysis compares conditions and needs at least two; found {found}")
+    if reference is not None and reference not in conditions:
+        raise AnalysisError(
+            f"reference condition {reference!r} is not in the data; conditions are: {', '.join(conditions)}"
+        )
+    return conditions
+
+
+def reference_default(conditions: Sequence[str]) -> str:
+    """The paper's reference: the counterfactual-only model ("CF:..."), else the first condition.
+
+    Examples
+    --------
+    >>> reference_default(["MT:original", "CF:original"])
+    'CF:original'
+    >>> reference_default(["b", "a"])
+    'a'
+    """
+    ordered = sorted(conditions)
+    for condition in ordered:
+        if condition.split(":", 1)[0].strip().upper() == "CF":
+            return condition
+    return ordered[0]
+
+
+def _csv_read(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise AnalysisError(f"ratings file not found: {path}") from None
+    except IsADirectoryError:
+        raise AnalysisError(f"ratings path is a directory, not a CSV file: {path}") from None
+    except pd.errors.EmptyDataError:
+        raise AnalysisError(f"ratings file is empty: {path}") from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise AnalysisError(f"ratings file {path} is not a valid CSV: {first}") from None
+    except UnicodeDecodeError:
+        raise AnalysisError(f"ratings file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise AnalysisError(f"cannot read ratings file {path}: {exc.strerror or exc}") from None
+
+
+def _bad(column: str, rule: str, bad: pd.Series, raw: pd.Series, labels: pd.Series, where: str) -> AnalysisError:
+    shown = [f"{where} {labels[i]} has {_show(raw[i])}" for i in bad[bad].index[:3]]
+    more = int(bad.sum()) - len(shown)
+    tail = f" (and {more} more)" if more > 0 else ""
+    return AnalysisError(f"{column} {rule}; {', '.join(shown)}{tail}")
+
+
+def _show(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return "an empty value"
+    return repr(str(value))
+
+
+def _blank(raw: pd.Series) -> pd.Series:
+    return raw.isna() | (raw.astype(str).str.strip() == "")
+
+
+def _text_column(raw: pd.Series, column: str, labels: pd.Series, where: str, *, required: bool) -> pd.Series:
+    blank = _blank(raw)
+    if required and blank.any():
+        raise _bad(column, "must not be empty", blank, raw, labels, where)
+    return raw.where(~blank, "").astype(str).str.strip()
+
+
+def _numeric(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.astype(float)
+    return pd.to_numeric(raw.astype(str).str.strip().where(~_blank(raw)), errors="coerce")
+
+
+def _integer_column(
+    raw: pd.Series, column: str, labels: pd.Series, where: str, *, low: int, high: int | None
+) -> pd.Series:
+    values = _numeric(raw)
+    bad = values.isna() | (values != values.round()) | (values < low)
+    if high is not None:
+        bad |= values > high
+    if bad.any():
+        rule = f"must be a whole number from {low} to {high}" if high is not None else f"must be a whole number ≥ {low}"
+        raise _bad(column, rule, bad, raw, labels, where)
+    return values.astype("int64")
+
+
+def _number_column(raw: pd.Series, column: str, labels: pd.Series, where: str, *, required: bool) -> pd.Series:
+    values = _numeric(raw)
+    blank = _blank(raw)
+    bad = (values.isna() & (~blank | required)) | (values < 0) | np.isinf(values)
+    if bad.any():
+        rule = "must be a number ≥ 0" if required else "must be empty or a number ≥ 0"
+        raise _bad(column, rule, bad, raw, labels, where)
+    return values.astype(float)
+
+
+def _bool_values(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.astype(bool), pd.Series(False, index=raw.index)
+    text = raw.where(~raw.isna(), "").astype(str).str.strip().str.lower()
+    return text.isin(_TRUE), ~(text.isin(_TRUE) | text.isin(_FALSE))
+
+
+def _bool_column(raw: pd.Series, column: str, labels: pd.Series, where: str) -> pd.Series:
+    values, bad = _bool_values(raw)
+    if bad.any():
+        raise _bad(column, "must be true or false", bad, raw, labels, where)
+    return values
+
+
+def _attention_column(raw: pd.Series, labels: pd.Series, where: str) -> pd.Series:
+    # A count of failed checks; true/false exports are read as 1/0 (see ratings_load).
+    as_bool, not_bool = _bool_values(raw)
+    counts = _numeric(raw)
+    counts = counts.where(not_bool, as_bool.astype(float))
+    bad = counts.isna() | (counts < 0) | (counts != counts.round())
+    if bad.any():
+        raise _bad("attention_failed", "must be a count of failed checks (0, 1, 2, …) or true/false", bad, raw, labels, where)
+    return counts.astype("int64")

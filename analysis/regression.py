@@ -1,0 +1,319 @@
+"""Regression of ratings on condition: OLS, ordinal (cumulative logit) and linear mixed models.
+
+All models share one design: treatment-coded condition dummies against a reference
+condition plus explanation length; OLS can add demographic covariates. Coefficient tables
+are tidy DataFrames with the columns ``term, estimate, se, statistic, p, ci_low, ci_high``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import optimize, stats
+from statsmodels.miscmodels.ordinal_model import OrderedModel
+from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
+
+from analysis.errors import AnalysisError
+from analysis.load import RATINGS_COLUMNS
+
+COEF_COLUMNS = ("term", "estimate", "se", "statistic", "p", "ci_low", "ci_high")
+LENGTH = "explanation_length"
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """One fitted model: its formula, size, coefficient table and model-level statistics."""
+
+    name: str
+    formula: str
+    n: int
+    coef: pd.DataFrame
+    stats: dict[str, object] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def condition_term(condition: str) -> str:
+    """Name of the dummy of ``condition`` in coefficient tables (patsy's spelling)."""
+    return f"condition[T.{condition}]"
+
+
+def regression_design(
+    data: pd.DataFrame, *, reference: str, covariates: Sequence[str] = ()
+) -> tuple[pd.DataFrame, str, int]:
+    """Design matrix with an intercept, condition dummies, explanation length and covariates.
+
+    Numeric covariates enter as they are; text covariates as dummies against their first
+    level in sorted order. Rows with a missing covariate are left out.
+
+    Returns
+    -------
+    (pandas.DataFrame, str, int)
+        The design (index aligned with ``data``), the right-hand side written as a
+        formula, and the number of rows dropped for missing covariates.
+    """
+    conditions = sorted(data["condition"].unique().tolist())
+    if reference not in conditions:
+        raise AnalysisError(f"reference condition {reference!r} is not in the data; conditions are: {', '.join(conditions)}")
+    keep = pd.Series(True, index=data.index)
+    parts: list[pd.DataFrame] = []
+    rhs = [f"C(condition, Treatment(reference={reference!r}))", LENGTH]
+    for name in covariates:
+        values, is_numeric = _covariate(data, name)
+        keep &= values.notna()
+        parts.append(values.to_frame(name) if is_numeric else _dummies(values, name))
+        rhs.append(name if is_numeric else f"C({name})")
+    design = pd.DataFrame({"Intercept": 1.0}, index=data.index)
+    for condition in conditions:
+        if condition != reference:
+            design[condition_term(condition)] = (data["condition"] == condition).astype(float)
+    design[LENGTH] = data[LENGTH].astype(float)
+    design = pd.concat([design, *parts], axis=1).loc[keep]
+    for column in design.columns[1:]:
+        if design[column].nunique() < 2:
+            raise AnalysisError(f"regression term {column} has a single value, so its effect cannot be estimated")
+    return design, " + ".join(rhs), int((~keep).sum())
+
+
+def _covariate(data: pd.DataFrame, name: str) -> tuple[pd.Series, bool]:
+    if name in RATINGS_COLUMNS or name == "quality":
+        raise AnalysisError(f"covariate {name!r} is a ratings column, not a covariate")
+    if name not in data.columns:
+        extra = [c for c in data.columns if c not in RATINGS_COLUMNS and c != "quality"]
+        known = ", ".join(extra) if extra else "none"
+        raise AnalysisError(f"covariate {name!r} is not a column of the ratings; extra columns are: {known}")
+    raw = data[name]
+    text = raw.astype(str).str.strip()
+    missing = raw.isna() | (text == "") | (text.str.lower() == "nan")
+    numeric = pd.to_numeric(text.where(~missing), errors="coerce")
+    if (numeric.notna() | missing).all():
+        return numeric.astype(float), True
+    return text.where(~missing), False
+
+
+def _dummies(values: pd.Series, name: str) -> pd.DataFrame:
+    levels = sorted(values.dropna().unique().tolist())
+    return pd.DataFrame(
+        {f"{name}[T.{level}]": (values == level).astype(float).where(values.notna()) for level in levels[1:]},
+        index=values.index,
+    )
+
+
+def _coef_table(terms: Sequence[str], params, se, statistic, p, ci: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "term": list(terms),
+            "estimate": np.asarray(params, dtype=float),
+            "se": np.asarray(se, dtype=float),
+            "statistic": np.asarray(statistic, dtype=float),
+            "p": np.asarray(p, dtype=float),
+            "ci_low": np.asarray(ci)[:, 0].astype(float),
+            "ci_high": np.asarray(ci)[:, 1].astype(float),
+        }
+    )
+
+
+def _messages(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught))
+
+
+def ols_fit(
+    data: pd.DataFrame,
+    *,
+    dv: str = "quality",
+    reference: str,
+    covariates: Sequence[str] = (),
+    cluster: str | None = "participant",
+) -> ModelFit:
+    """OLS of ``dv`` on condition and explanation length (and covariates).
+
+    Standard errors are cluster-robust by ``cluster`` (ratings of one participant are not
+    independent), unless ``cluster`` is None or there are fewer than two clusters.
+
+    Examples
+    --------
+    >>> from analysis.simulate import ratings_simulate
+    >>> from analysis.load import ratings_load
+    >>> fit = ols_fit(ratings_load(ratings_simulate(30, seed=2)), reference="CF:original")
+    >>> fit.coef["term"].tolist()[:2]
+    ['Intercept', 'condition[T.MT+CF:original]']
+    """
+    design, rhs, dropped = regression_design(data, reference=reference, covariates=covariates)
+    y = data.loc[design.index, dv].astype(float)
+    if len(y) <= design.shape[1]:
+        raise AnalysisError(f"OLS needs more rated items ({len(y)}) than coefficients ({design.shape[1]})")
+    model = sm.OLS(y, design)
+    groups = data.loc[design.index, cluster] if cluster else None
+    n_clusters = int(groups.nunique()) if groups is not None else 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if groups is not None and n_clusters >= 2:
+            result = model.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(groups)[0]})
+            cov_type = f"cluster-robust by {cluster} ({n_clusters} clusters)"
+        else:
+            result = model.fit()
+            cov_type = "classical (one cluster or none)"
+    coef = _coef_table(design.columns, result.params, result.bse, result.tvalues, result.pvalues, np.asarray(result.conf_int()))
+    return ModelFit(
+        name="ols",
+        formula=f"{dv} ~ {rhs}",
+        n=int(result.nobs),
+        coef=coef,
+        stats={
+            "r_squared": float(result.rsquared),
+            "adj_r_squared": float(result.rsquared_adj),
+            "cov_type": cov_type,
+            "rows_dropped_missing_covariates": dropped,
+        },
+        warnings=_messages(caught),
+    )
+
+
+class _FrequencyOrderedModel(OrderedModel):
+    """OrderedModel on distinct (design row, response) pairs weighted by their counts.
+
+    With categorical predictors, tens of thousands of ratings collapse to a few hundred
+    distinct rows; the log-likelihood is the count-weighted sum, so estimates and the
+    Hessian-based standard errors equal those of the model fitted on every rating.
+    """
+
+    def __init__(self, endog, exog, *, counts: np.ndarray, **kwargs) -> None:
+        super().__init__(endog, exog, **kwargs)
+        self.counts = np.asarray(counts, dtype=float)
+
+    def loglikeobs(self, params):
+        return self.counts * super().loglikeobs(params)
+
+    @property
+    def start_params(self):
+        # Thresholds of the model without predictors, from the weighted category shares.
+        shares = np.bincount(self.endog, weights=self.counts) / self.counts.sum()
+        cuts = self.distr.ppf(np.clip(shares.cumsum(), 0, 1))
+        return np.concatenate((np.zeros(self.k_vars), self.transform_reverse_threshold_params(cuts)))
+
+
+def ordinal_fit(data: pd.DataFrame, *, dv: str, reference: str, maxiter: int = 200) -> ModelFit:
+    """Cumulative-link (proportional-odds, logit) model of one 1–5 rating dimension.
+
+    Estimates are log odds ratios of a higher rating; the thresholds between adjacent
+    observed categories are in ``stats["thresholds"]``. Fitted by BFGS on the distinct
+    (design, rating) rows with frequency weights, started from the thresholds of the
+    model without predictors.
+    """
+    design, rhs, _ = regression_design(data, reference=reference)
+    exog = design.drop(columns="Intercept")
+    frame = exog.copy()
+    frame["_y"] = data.loc[design.index, dv].to_numpy()
+    compact = frame.groupby(list(frame.columns), sort=True).size().reset_index(name="_count")
+    levels = sorted(compact["_y"].unique().tolist())
+    if len(levels) < 2:
+        raise AnalysisError(f"{dv}: the ordinal model needs at least two different ratings, all are {levels[0]}")
+    endog = pd.Series(pd.Categorical(compact["_y"], categories=levels, ordered=True))
+    model = _FrequencyOrderedModel(endog, compact[list(exog.columns)], counts=compact["_count"].to_numpy(), distr="logit")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.fit(method="bfgs", maxiter=maxiter, disp=False)
+    k = exog.shape[1]
+    params = np.asarray(result.params)
+    cov = np.asarray(result.cov_params())
+    se = np.sqrt(np.clip(np.diag(cov)[:k], 0, None))
+    z = params[:k] / se
+    p = 2 * stats.norm.sf(np.abs(z))
+    z_crit = stats.norm.ppf(0.975)
+    ci = np.column_stack((params[:k] - z_crit * se, params[:k] + z_crit * se))
+    cuts = model.transform_threshold_params(params)[1:-1]
+    converged = bool(result.mle_retvals.get("converged", False))
+    return ModelFit(
+        name=f"ordinal:{dv}",
+        formula=f"{dv} (ordered) ~ {rhs}, logit link",
+        n=int(compact["_count"].sum()),
+        coef=_coef_table(exog.columns, params[:k], se, z, p, ci),
+        stats={
+            "converged": converged,
+            "iterations": int(result.mle_retvals.get("iterations", -1)),
+            "log_likelihood": float(result.llf),
+            "thresholds": {f"{a}|{b}": float(c) for a, b, c in zip(levels[:-1], levels[1:], cuts, strict=True)},
+            "distinct_rows": len(compact),
+        },
+        warnings=_messages(caught),
+    )
+
+
+def random_intercept_reml(y: np.ndarray, x: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """REML estimates of ``y = x b + u_group + e`` by the profiled likelihood in one variable.
+
+    With ``g = var(u) / var(e)``, each group's covariance is ``s2 (I + g 11')``; subtracting
+    ``theta_i`` times the group mean, ``theta_i = 1 - 1/sqrt(1 + n_i g)``, whitens it, so for
+    a given g the fixed effects are OLS on transformed data and the REML criterion is
+    ``(N-p) log(RSS/(N-p)) + sum log(1 + n_i g) + log det(X*'X*)``, minimised over log g.
+
+    Returns
+    -------
+    (numpy.ndarray, float, float)
+        Fixed effects, group variance and residual variance.
+    """
+    codes, _ = pd.factorize(groups)
+    n_i = np.bincount(codes).astype(float)
+    y_sum = np.bincount(codes, weights=y)
+    x_sum = np.column_stack([np.bincount(codes, weights=x[:, j]) for j in range(x.shape[1])])
+    n, p = x.shape
+
+    def profile(log_g: float) -> tuple[float, np.ndarray, float]:
+        theta = 1 - 1 / np.sqrt(1 + n_i * np.exp(log_g))
+        ys = y - (theta * y_sum / n_i)[codes]
+        xs = x - (theta[:, None] * x_sum / n_i[:, None])[codes]
+        beta, *_ = np.linalg.lstsq(xs, ys, rcond=None)
+        s2 = float(((ys - xs @ beta) ** 2).sum() / (n - p))
+        _, logdet = np.linalg.slogdet(xs.T @ xs)
+        return (n - p) * np.log(s2) + np.log1p(n_i * np.exp(log_g)).sum() + logdet, beta, s2
+
+    best = optimize.minimize_scalar(lambda v: profile(v)[0], bounds=(-15.0, 8.0), method="bounded")
+    _, beta, s2 = profile(float(best.x))
+    return beta, float(np.exp(best.x) * s2), s2
+
+
+def mixed_fit(
+    data: pd.DataFrame, *, dv: str = "quality", reference: str, group: str = "participant", maxiter: int = 50
+) -> ModelFit:
+    """Linear mixed model with a random intercept per participant (statsmodels MixedLM, REML).
+
+    MixedLM starts from the exact profiled-REML solution of :func:`random_intercept_reml`,
+    so it usually confirms the optimum in a few steps instead of searching for it
+    (a full search costs seconds on 50,000 ratings).
+    """
+    design, rhs, _ = regression_design(data, reference=reference)
+    y = data.loc[design.index, dv].to_numpy(dtype=float)
+    groups = data.loc[design.index, group].to_numpy()
+    n_groups = len(pd.unique(groups))
+    if n_groups < 2:
+        raise AnalysisError(f"the mixed model needs ratings from at least two {group}s, found {n_groups}")
+    x = design.to_numpy()
+    beta, group_var, resid_var = random_intercept_reml(y, x, groups)
+    model = MixedLM(y, design, groups=groups)
+    start = MixedLMParams.from_components(beta, cov_re=np.array([[group_var / resid_var]]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.fit(reml=True, start_params=start, maxiter=maxiter)
+    k = design.shape[1]
+    ci = np.asarray(result.conf_int())[:k]
+    group_var = float(np.asarray(result.cov_re)[0, 0])
+    resid_var = float(result.scale)
+    return ModelFit(
+        name="mixed",
+        formula=f"{dv} ~ {rhs} + (1 | {group})",
+        n=len(y),
+        coef=_coef_table(design.columns, result.fe_params, result.bse_fe, np.asarray(result.tvalues)[:k], np.asarray(result.pvalues)[:k], ci),
+        stats={
+            "converged": bool(result.converged),
+            "groups": n_groups,
+            "group_variance": group_var,
+            "residual_variance": resid_var,
+            "icc": group_var / (group_var + resid_var) if group_var + resid_var > 0 else float("nan"),
+            "method": "REML",
+        },
+        warnings=_messages(caught),
+    )
