@@ -54,7 +54,7 @@ def output_clean(
     """
     if raw is None or not raw.strip():
         return CleanedOutput(None, EMPTY, "the teacher returned no text")
-    text, stopped = _cut_at_stop(raw.lstrip(), stop)
+    text, stopped = cut_at_stop(raw.lstrip(), stop)
     if not text.strip():
         return CleanedOutput(None, UNPARSEABLE, "nothing before the first stop sequence")
     without_prefix = _ANSWER_PREFIX.sub("", text, count=1)
@@ -79,7 +79,8 @@ def output_clean(
     return CleanedOutput(first, TRUNCATED, "cut at the generation limit inside its first sentence")
 
 
-def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop sequence, and whether one was found."""
     positions = [text.find(sequence) for sequence in stop if sequence]
     found = [position for position in positions if position >= 0]
     if not found:
