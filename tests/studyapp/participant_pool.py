@@ -19,7 +19,7 @@ CONDITIONS = ("MT:original", "CF:original", "MT+CF:original", "MT+CF:revised")
 CHOICES = ["bank", "library", "garden", "kitchen", "school"]
 
 
-def explanation_record(condition: str, question: int, **overrides: Any) -> dict[str, Any]:
+def explanation_record(condition: str, question: int, /, **overrides: Any) -> dict[str, Any]:
     record: dict[str, Any] = {
         "condition": condition,
         "question_id": f"q{question:03d}",

@@ -1,0 +1,98 @@
+"""The create_study management command."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from studyapp.models import Explanation, Study
+from tests.studyapp.participant_pool import explanation_lines, explanation_record
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def explanations_file(tmp_path: Path) -> Path:
+    path = tmp_path / "explanations.jsonl"
+    path.write_text("\n".join(explanation_lines(questions=16)) + "\n", encoding="utf-8")
+    return path
+
+
+def _run(*args: str) -> str:
+    out = StringIO()
+    call_command("create_study", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_it_creates_a_live_study_and_prints_the_prolific_url(explanations_file: Path) -> None:
+    output = _run("cqa", "--explanations", str(explanations_file), "--live", "--title", "CQA")
+
+    study = Study.objects.get(slug="cqa")
+    assert (study.title, study.status) == ("CQA", Study.Status.LIVE)
+    assert "4 conditions, 16 questions, 64 explanations (64 new)" in output
+    assert (
+        "/s/cqa/?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+        in output
+    )
+
+
+def test_running_it_twice_with_the_same_file_changes_nothing(explanations_file: Path) -> None:
+    _run("cqa", "--explanations", str(explanations_file), "--completion-code", "ABC123")
+    ids = sorted(Explanation.objects.values_list("id", flat=True))
+
+    output = _run("cqa", "--explanations", str(explanations_file), "--completion-code", "ABC123")
+
+    assert "(0 new)" in output
+    assert sorted(Explanation.objects.values_list("id", flat=True)) == ids
+    assert Study.objects.get().completion_code == "ABC123"
+
+
+def test_it_reports_all_bad_lines_and_imports_nothing(tmp_path: Path) -> None:
+    lines = explanation_lines(questions=16)
+    lines[2] = json.dumps(explanation_record("CF:original", 0, answer="moon"))
+    lines[40] = json.dumps(explanation_record("MT:original", 10, explanation=""))
+    lines[41] = '{"condition": "CF"}'
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+    with pytest.raises(CommandError) as caught:
+        _run("cqa", "--explanations", str(path))
+
+    message = str(caught.value)
+    assert "nothing was imported" in message
+    assert "line 3: answer 'moon' is not among the choices" in message
+    assert "line 41: the explanation is empty" in message
+    assert "line 42: missing field 'question_id'" in message
+    assert "line 42: condition 'CF' is not in the format METHOD:variant" in message
+    assert not Study.objects.exists()
+
+
+def test_it_explains_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"cannot read .*missing\.jsonl"):
+        _run("cqa", "--explanations", str(tmp_path / "missing.jsonl"))
+
+
+def test_it_explains_a_file_that_is_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "binary.jsonl"
+    path.write_bytes(b"\xff\xfe\x00\x81")
+
+    with pytest.raises(CommandError, match="is not UTF-8 text"):
+        _run("cqa", "--explanations", str(path))
+
+
+def test_it_rejects_a_pool_too_small_and_imports_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "small.jsonl"
+    path.write_text("\n".join(explanation_lines(questions=5)), encoding="utf-8")
+
+    with pytest.raises(CommandError, match="need at least 12 different questions; the file has 5"):
+        _run("cqa", "--explanations", str(path))
+    assert not Study.objects.exists()
+
+
+def test_it_rejects_a_non_positive_items_per_condition(explanations_file: Path) -> None:
+    with pytest.raises(CommandError, match="--per-condition must be at least 1"):
+        _run("cqa", "--explanations", str(explanations_file), "--per-condition", "0")
