@@ -367,3 +367,88 @@ class AttentionCheckResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id}@{self.before_position}"
+
+
+class ParticipantExclusion(models.Model):
+    """One researcher decision to exclude or re-include a participant, kept as an audit trail.
+
+    ``Participant.excluded`` holds the current state; these rows say who changed it, when
+    and why, so an exclusion can be justified (or undone) long after the study closed.
+    """
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="exclusion_records"
+    )
+    excluded = models.BooleanField(help_text="The state set: excluded (true) or re-included.")
+    reason = models.TextField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["participant", "decided_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""), name="participant_exclusion_reason_given"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        action = "excluded" if self.excluded else "re-included"
+        return f"{self.participant_id} {action} at {self.decided_at:%Y-%m-%d %H:%M}"
+
+
+class ParticipantDemographics(models.Model):
+    """A participant's answers from Prolific's demographic export (blank where Prolific had none)."""
+
+    participant = models.OneToOneField(
+        Participant, on_delete=models.CASCADE, related_name="demographics"
+    )
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    sex = models.CharField(max_length=50, blank=True)
+    ethnicity = models.CharField(max_length=100, blank=True)
+    country_of_birth = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=100, blank=True, help_text="Country of residence.")
+    nationality = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=100, blank=True)
+    student_status = models.CharField(max_length=50, blank=True)
+    employment_status = models.CharField(max_length=100, blank=True)
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    # The covariate columns of the ratings export, in order (model field names).
+    COVARIATES = (
+        "age",
+        "sex",
+        "ethnicity",
+        "country_of_birth",
+        "country",
+        "nationality",
+        "language",
+        "student_status",
+        "employment_status",
+    )
+
+    class Meta:
+        verbose_name_plural = "participant demographics"
+
+    def __str__(self) -> str:
+        return f"demographics of {self.participant_id}"
+
+
+class StudyReport(models.Model):
+    """An analysis report written for a study (``analyze_study`` or the admin dashboard)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="reports")
+    out_dir = models.CharField(max_length=500, help_text="Folder holding report.html.")
+    created_at = models.DateTimeField(default=timezone.now)
+    n_participants = models.PositiveIntegerField(default=0)
+    n_ratings = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["study", "-created_at", "-id"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"{self.study_id} report {self.created_at:%Y-%m-%d %H:%M}"
