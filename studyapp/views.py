@@ -150,8 +150,8 @@ def consent(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if study.status != Study.Status.LIVE:
         return _unavailable(request, study, study.status)
 
-    form = ConsentForm(request.POST or None)
-    if request.method != "POST":
+    form = ConsentForm(request.POST) if request.method == "POST" else ConsentForm()
+    if not form.is_bound:
         return _page(request, "consent.html", study, form=form)
     if not form.is_valid():
         return _page(request, "consent.html", study, status=400, form=form)
@@ -218,9 +218,11 @@ def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant)
     if current is None:
         return _after_step(request, study, participant)
     if not form.is_valid():
-        if form.data.get("step") == current.token:
+        if "step" in form.errors or form.data.get("step") == current.token:
             # Same item again with the messages; nothing is saved.
             return _step_render(request, study, current, form, status=200 if request.htmx else 400)
+        # Incomplete answers to a page that is no longer current (an old tab): show the
+        # current one rather than errors about a page the participant has left.
         return _step_render(
             request, study, current, RatingForm(initial={"step": current.token}), stale=True
         )

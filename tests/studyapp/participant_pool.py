@@ -29,8 +29,9 @@ def explanation_record(condition: str, question: int, /, **overrides: Any) -> di
         "predicted_answer": CHOICES[(question + CONDITIONS.index(condition)) % 5]
         if condition in CONDITIONS
         else CHOICES[0],
-        "explanation": f"Item {question} belongs there because {condition} models say so "
-        + "and so on " * (question % 4),
+        # Distinct per condition without naming it: pages must never reveal the condition.
+        "explanation": f"Item {question} belongs there, by line of reasoning "
+        f"{sum(map(ord, condition)) % 997}" + " and so on" * (question % 4) + ".",
         "student": "t5-v1_1-small",
         "run": "test",
     }

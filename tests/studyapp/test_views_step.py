@@ -1,0 +1,278 @@
+"""The item pages: rendering, validation, idempotent submits, htmx partial swaps, checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bs4 import BeautifulSoup
+from django.test import Client
+from django.urls import reverse
+
+from studyapp.models import Assignment, Dimension, Participant, Rating, Study
+from tests.studyapp.participant_pool import (
+    entry_url,
+    page_instructed_value,
+    page_step_token,
+    rating_post,
+    step_url,
+    study_make,
+)
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def study() -> Study:
+    return study_make()
+
+
+@pytest.fixture
+def browser(client: Client, study: Study) -> Client:
+    client.get(entry_url(study, "p1"))
+    client.post(reverse("studyapp:consent", kwargs={"slug": study.slug}), {"decision": "agree"})
+    return client
+
+
+def _participant() -> Participant:
+    return Participant.objects.get(prolific_pid="p1")
+
+
+def _answer_current(browser: Client, study: Study, value: int = 4, **extra: Any) -> Any:
+    page = browser.get(step_url(study)).content.decode()
+    token = page_step_token(page)
+    if token.startswith("check-"):
+        value = page_instructed_value(page)
+    return browser.post(step_url(study), rating_post(token, value), **extra)
+
+
+def _advance_to(browser: Client, study: Study, prefix: str) -> str:
+    for _ in range(20):
+        page = browser.get(step_url(study)).content.decode()
+        if page_step_token(page).startswith(prefix):
+            return page
+        _answer_current(browser, study)
+    raise AssertionError(f"no {prefix} step")
+
+
+def test_the_item_page_shows_the_question_the_answer_and_the_explanation(
+    browser: Client, study: Study
+) -> None:
+    response = browser.get(step_url(study))
+
+    assignment = _participant().assignments.select_related("explanation__question").get(position=1)
+    explanation = assignment.explanation
+    soup = BeautifulSoup(response.content, "html.parser")
+    text = soup.get_text(" ")
+    assert "Item 1 of 12" in text
+    assert explanation.question.text in text
+    for choice in explanation.question.choices:
+        assert choice in text
+    assert explanation.predicted_answer in soup.select_one(".predicted").get_text()
+    assert explanation.text in soup.select_one(".explanation").get_text()
+    assert explanation.condition.name not in text
+    form = soup.find("form", attrs={"method": "post"})
+    assert form["action"] == step_url(study)
+    assert form["hx-post"] == step_url(study)
+
+
+def test_each_dimension_is_a_labelled_fieldset_of_five_required_radios(
+    browser: Client, study: Study
+) -> None:
+    soup = BeautifulSoup(browser.get(step_url(study)).content, "html.parser")
+
+    fieldsets = soup.select("fieldset.likert")
+    assert len(fieldsets) == 5
+    for fieldset, dimension in zip(fieldsets, Dimension, strict=True):
+        assert fieldset.legend.get_text(strip=True)
+        radios = fieldset.select("input[type=radio]")
+        assert [r["value"] for r in radios] == ["1", "2", "3", "4", "5"]
+        assert all(r["name"] == dimension.value and r.has_attr("required") for r in radios)
+        labels = [r.find_parent("label").get_text(" ", strip=True) for r in radios]
+        assert labels[0] == "1 Strongly disagree"
+        assert labels[-1] == "5 Strongly agree"
+
+
+def test_showing_an_item_starts_its_clock_once(browser: Client, study: Study) -> None:
+    browser.get(step_url(study))
+    first = Assignment.objects.get(participant=_participant(), position=1).shown_at
+
+    browser.get(step_url(study))
+
+    assert first is not None
+    assert Assignment.objects.get(participant=_participant(), position=1).shown_at == first
+
+
+def test_a_valid_rating_is_saved_and_leads_to_the_next_item(browser: Client, study: Study) -> None:
+    response = _answer_current(browser, study, value=2)
+
+    assert response.status_code == 302
+    assert response["Location"] == step_url(study)
+    assignment = Assignment.objects.get(participant=_participant(), position=1)
+    assert sorted(assignment.ratings.values_list("value", flat=True)) == [2] * 5
+    assert assignment.answered_at is not None
+    assert "Item 2 of 12" in browser.get(step_url(study)).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"plausibility": None}, "Please choose an answer for “Plausibility”."),
+        (
+            {"contrastiveness": "6"},
+            "“Contrastiveness” needs a value from 1 (strongly disagree) to 5",
+        ),
+        ({"completeness": "0"}, "“Completeness” needs a value from 1"),
+        ({"satisfaction": "very"}, "“Satisfaction” needs a value from 1"),
+    ],
+)
+def test_a_missing_or_out_of_range_value_shows_the_same_item_with_a_message(
+    browser: Client, study: Study, change: dict[str, str | None], message: str
+) -> None:
+    browser.get(step_url(study))
+    data = {k: v for k, v in {**rating_post("item-1", 3), **change}.items() if v is not None}
+
+    response = browser.post(step_url(study), data)
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert message in body
+    assert "Item 1 of 12" in body
+    assert 'value="3" required checked' in body
+    assert not Rating.objects.exists()
+
+
+def test_a_submit_without_any_values_saves_nothing(browser: Client, study: Study) -> None:
+    response = browser.post(step_url(study), {})
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Item 1 of 12" in body
+    assert "This page could not be matched to your item" in body
+    assert "Please choose an answer for “Plausibility”." in body
+    assert not Rating.objects.exists()
+
+
+def test_a_double_submit_is_written_once(browser: Client, study: Study) -> None:
+    browser.get(step_url(study))
+    browser.post(step_url(study), rating_post("item-1", 4))
+
+    again = browser.post(step_url(study), rating_post("item-1", 1), follow=True)
+
+    assert Rating.objects.count() == 5
+    assert set(Rating.objects.values_list("value", flat=True)) == {4}
+    assert "That page had already been answered" in again.content.decode()
+
+
+def test_submitting_an_old_page_after_going_back_changes_nothing(
+    browser: Client, study: Study
+) -> None:
+    for _ in range(3):
+        _answer_current(browser, study, value=5)
+    stored = sorted(Rating.objects.values_list("assignment_id", "dimension", "value"))
+
+    response = browser.post(step_url(study), rating_post("item-2", 1), follow=True)
+
+    assert sorted(Rating.objects.values_list("assignment_id", "dimension", "value")) == stored
+    assert response.status_code == 200
+
+
+def test_a_crafted_submit_for_a_later_item_is_not_saved(browser: Client, study: Study) -> None:
+    browser.post(step_url(study), rating_post("item-7", 3))
+
+    assert not Rating.objects.exists()
+
+
+def test_htmx_swaps_in_the_next_item_without_a_full_page(browser: Client, study: Study) -> None:
+    browser.get(step_url(study))
+
+    response = browser.post(step_url(study), rating_post("item-1", 4), **HTMX)
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body
+    assert body.lstrip().startswith('<section id="step"')
+    assert "Item 2 of 12" in body or "Please read carefully" in body
+    assert Rating.objects.count() == 5
+
+
+def test_htmx_shows_validation_messages_in_the_partial(browser: Client, study: Study) -> None:
+    response = browser.post(step_url(study), {"step": "item-1", "plausibility": "3"}, **HTMX)
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body
+    assert "Please choose an answer for “Understandability”." in body
+    assert not Rating.objects.exists()
+
+
+def test_an_attention_check_asks_for_one_value_and_is_not_an_item(
+    browser: Client, study: Study
+) -> None:
+    page = _advance_to(browser, study, "check-")
+    instructed = page_instructed_value(page)
+    ratings_before = Rating.objects.count()
+
+    browser.post(step_url(study), rating_post(page_step_token(page), instructed))
+
+    check = _participant().attention_checks.exclude(answered_at=None).get()
+    assert check.passed is True
+    assert check.instructed_value == instructed
+    assert Rating.objects.count() == ratings_before
+    assert "This page checks that you are reading carefully" in page
+
+
+def test_finishing_the_last_item_redirects_to_the_completion_page(
+    browser: Client, study: Study
+) -> None:
+    response = None
+    for _ in range(14):
+        response = _answer_current(browser, study)
+    assert response is not None
+
+    assert response["Location"] == reverse("studyapp:done", kwargs={"slug": study.slug})
+    assert _participant().status == Participant.Status.COMPLETED
+    assert browser.get(step_url(study))["Location"] == reverse(
+        "studyapp:done", kwargs={"slug": study.slug}
+    )
+
+
+def test_finishing_with_htmx_redirects_the_whole_page(browser: Client, study: Study) -> None:
+    response = None
+    for _ in range(14):
+        response = _answer_current(browser, study, **HTMX)
+    assert response is not None
+
+    assert response["HX-Redirect"] == reverse("studyapp:done", kwargs={"slug": study.slug})
+
+
+def test_the_completion_page_shows_the_code_and_redirects_to_prolific(
+    browser: Client, study: Study
+) -> None:
+    for _ in range(14):
+        _answer_current(browser, study)
+
+    response = browser.get(reverse("studyapp:done", kwargs={"slug": study.slug}))
+
+    body = response.content.decode()
+    url = f"https://app.prolific.com/submissions/complete?cc={study.completion_code}"
+    assert study.completion_code in body
+    assert f'<meta http-equiv="refresh" content="5;url={url}">' in body
+    assert f'href="{url}"' in body
+
+
+def test_the_completion_page_is_not_reachable_before_finishing(
+    browser: Client, study: Study
+) -> None:
+    response = browser.get(reverse("studyapp:done", kwargs={"slug": study.slug}))
+
+    assert response.status_code == 302
+    assert study.completion_code not in response.content.decode()
+
+
+def test_item_pages_need_a_bound_participant(client: Client, study: Study) -> None:
+    assert client.get(step_url(study)).status_code == 400
+    assert client.post(step_url(study), rating_post("item-1", 3)).status_code == 400
+    assert client.get(reverse("studyapp:done", kwargs={"slug": study.slug})).status_code == 400
+    assert client.get(reverse("studyapp:ended", kwargs={"slug": study.slug})).status_code == 400
