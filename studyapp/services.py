@@ -6,6 +6,7 @@ import enum
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Value
@@ -24,6 +25,7 @@ from studyapp.models import (
     Dimension,
     Explanation,
     Participant,
+    ParticipantExclusion,
     Question,
     Rating,
     Study,
@@ -474,3 +476,64 @@ def _participant_complete(participant: Participant, *, now: datetime) -> None:
     Participant.objects.filter(pk=participant.pk, status=Participant.Status.ACTIVE).update(
         status=Participant.Status.COMPLETED, completed_at=now
     )
+
+
+# Researcher actions (admin and API): status changes and exclusions.
+
+STUDY_STATUS_CHANGES: dict[str, tuple[str, ...]] = {
+    # target status: the statuses it may be reached from
+    Study.Status.LIVE: (Study.Status.DRAFT, Study.Status.PAUSED, Study.Status.CLOSED),
+    Study.Status.PAUSED: (Study.Status.LIVE,),
+    Study.Status.CLOSED: (Study.Status.DRAFT, Study.Status.LIVE, Study.Status.PAUSED),
+}
+
+
+def study_status_change(*, study: Study, status: str) -> bool:
+    """Open, pause or close a study; return False when it is already in (or cannot reach) it.
+
+    Pausing only makes sense for a live study; a closed study may be reopened on purpose.
+    """
+    allowed_from = STUDY_STATUS_CHANGES.get(status)
+    if allowed_from is None:
+        raise ValueError(f"a study cannot be set to '{status}' by hand")
+    changed = Study.objects.filter(pk=study.pk, status__in=allowed_from).update(status=status)
+    study.refresh_from_db(fields=["status"])
+    return bool(changed)
+
+
+def participant_exclusion_set(
+    *, participant: Participant, excluded: bool, reason: str, decided_by: Any = None
+) -> bool:
+    """Exclude (or re-include) a participant, keeping an audit record with the reason.
+
+    Returns False and records nothing when the participant is already in that state.
+    Their ratings stay in the database and in exports, flagged by ``excluded``.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required to exclude or re-include a participant")
+    with transaction.atomic():
+        changed = Participant.objects.filter(pk=participant.pk, excluded=not excluded).update(
+            excluded=excluded
+        )
+        if changed:
+            ParticipantExclusion.objects.create(
+                participant=participant, excluded=excluded, reason=reason, decided_by=decided_by
+            )
+    participant.refresh_from_db(fields=["excluded"])
+    return bool(changed)
+
+
+def participant_stop(*, participant: Participant, status: str) -> bool:
+    """Mark an active participant returned or timed out; False if they were not active.
+
+    Their unrated items go back to the pool at once: ``selectors.assignments_holding``
+    counts unrated items of active participants only. Rated items are kept.
+    """
+    if status not in (Participant.Status.RETURNED, Participant.Status.TIMED_OUT):
+        raise ValueError(f"a participant cannot be stopped with status '{status}'")
+    changed = Participant.objects.filter(
+        pk=participant.pk, status=Participant.Status.ACTIVE
+    ).update(status=status)
+    participant.refresh_from_db(fields=["status"])
+    return bool(changed)
