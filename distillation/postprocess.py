@@ -54,9 +54,12 @@ def output_clean(
     """
     if raw is None or not raw.strip():
         return CleanedOutput(None, EMPTY, "the teacher returned no text")
-    text, stopped = cut_at_stop(raw.lstrip(), stop)
-    if not text.strip():
-        return CleanedOutput(None, UNPARSEABLE, "nothing before the first stop sequence")
+    text = raw.lstrip()
+    # Leading blank lines are only layout, but a stop marker right at the start ("Question:")
+    # means the model skipped the answer and began a new example.
+    if any(sequence.strip() and text.startswith(sequence.strip()) for sequence in stop):
+        return CleanedOutput(None, UNPARSEABLE, "starts a new example instead of answering")
+    text, stopped = cut_at_stop(text, stop)
     without_prefix = _ANSWER_PREFIX.sub("", text, count=1)
     if not without_prefix.strip():
         return CleanedOutput(None, UNPARSEABLE, "states the answer but gives no explanation")

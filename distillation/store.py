@@ -64,7 +64,9 @@ class TeacherRecord:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}; accepted: {', '.join(STATUSES)}")
-        if (self.text is None) == (self.status in USABLE):
+        # Usable statuses carry text, failures carry None: never an empty string.
+        has_text = isinstance(self.text, str) and self.text.strip() != ""
+        if has_text != (self.status in USABLE) or (self.text is not None and not has_text):
             raise ValueError(f"status {self.status!r} does not match text={self.text!r}")
 
     @property

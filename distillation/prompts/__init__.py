@@ -110,7 +110,8 @@ def prompts_load(prompts_dir: Path | None = None) -> PromptSet:
     folder = Path(prompts_dir) if prompts_dir is not None else PROMPTS_DIR
     if not folder.is_dir():
         raise ConfigError(f"teacher.prompts_dir {folder} is not a folder")
-    texts = {step: _read(folder / name) for step, name in TEMPLATE_FILES.items()}
+    # The file's final newline is not part of the prompt: the model continues after "...:".
+    texts = {step: _read(folder / name).rstrip("\n") for step, name in TEMPLATE_FILES.items()}
     requests_text = _read(folder / REQUESTS_FILE)
     templates = {step: _template_checked(step, text, folder) for step, text in texts.items()}
     requests = _requests_parse(requests_text, folder / REQUESTS_FILE)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from distillation.errors import ConfigError
+from distillation.teacher_config import (
+    STEPS,
+    DataConfig,
+    TeacherConfig,
+    data_config_from_toml,
+    teacher_config_from_toml,
+)
+
+RUN_TOML = """
+[run]
+name = "paper"
+
+[data]
+train = "../shared/data/cqa/train.jsonl"
+test = "../shared/data/cqa/validation.jsonl"
+validation_fraction = 0.2
+split_seed = 3
+
+[teacher]
+backend = "openai"
+model = "llama-2-13b-chat"
+base_url = "http://127.0.0.1:8000/v1"
+steps = ["counterfactual", "explain"]
+counterfactuals = 2
+concurrency = 8
+[teacher.max_new_tokens]
+explain = 64
+
+[[students]]
+model = "t5-base"
+"""
+
+
+def test_it_reads_its_tables_from_a_whole_run_file_and_ignores_the_others() -> None:
+    table = tomllib.loads(RUN_TOML)
+
+    data = data_config_from_toml(table)
+    teacher = teacher_config_from_toml(table)
+
+    assert data == DataConfig(
+        train=Path("../shared/data/cqa/train.jsonl"),
+        test=Path("../shared/data/cqa/validation.jsonl"),
+        validation_fraction=0.2,
+        split_seed=3,
+    )
+    assert teacher.backend == "openai"
+    assert teacher.steps == ("explain", "counterfactual")  # pipeline order, whatever the file says
+    assert teacher.counterfactuals == 2
+    assert teacher.concurrency == 8
+    assert teacher.max_new_tokens_for("explain") == 64
+    assert teacher.max_new_tokens_for("revise") == TeacherConfig().max_new_tokens_for("revise")
+
+
+def test_it_accepts_the_table_itself() -> None:
+    teacher = teacher_config_from_toml({"backend": "import", "source": "outputs.jsonl"})
+
+    assert teacher.source == Path("outputs.jsonl")
+    assert teacher.steps == STEPS
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"backend": "vllm", "model": "m"}, r"teacher.backend must be one of hf, openai, import"),
+        ({"model": "m", "temprature": 0.5}, r"unknown key teacher.temprature; accepted keys:"),
+        ({"model": "m", "batch_size": 0}, r"teacher.batch_size must be at least 1"),
+        ({"model": "m", "batch_size": "8"}, r"teacher.batch_size must be an integer"),
+        ({"model": "m", "steps": ["explain", "summarise"]}, r"unknown step 'summarise'"),
+        ({"model": "m", "steps": ["explain", "revise"]}, r"'revise' needs 'critique'"),
+        ({"model": "m", "max_new_tokens": {"explain": -1}}, r"max_new_tokens.explain must be"),
+        ({"model": "m", "dtype": "int8"}, r"teacher.dtype must be one of auto, float32"),
+        ({"backend": "import"}, r"teacher.source is required"),
+        ({"backend": "hf"}, r"teacher.model is required"),
+        ({"model": "m", "top_p": 1.5}, r"teacher.top_p must be at most 1"),
+    ],
+)
+def test_a_bad_teacher_table_names_the_key_and_accepted_values(
+    table: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        teacher_config_from_toml({"teacher": table})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({}, r"data.train is required"),
+        ({"train": "t.jsonl", "format": "csv"}, r"data.format must be one of auto, cos_e"),
+        ({"train": "t.jsonl", "validation_fraction": 1.0}, r"data.validation_fraction must be"),
+        ({"train": "t.jsonl", "train_limit": 0}, r"data.train_limit must be at least 1"),
+        ({"train": "t.jsonl", "shuffle": True}, r"unknown key data.shuffle"),
+    ],
+)
+def test_a_bad_data_table_names_the_key(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        data_config_from_toml({"data": table})
