@@ -8,5 +8,6 @@ from config.views import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/", include("studyapp.api.urls")),
     path("", include("studyapp.urls")),
 ]

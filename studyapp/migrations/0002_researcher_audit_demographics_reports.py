@@ -7,62 +7,119 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('studyapp', '0001_initial'),
+        ("studyapp", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ParticipantDemographics',
+            name="ParticipantDemographics",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('age', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('sex', models.CharField(blank=True, max_length=50)),
-                ('ethnicity', models.CharField(blank=True, max_length=100)),
-                ('country_of_birth', models.CharField(blank=True, max_length=100)),
-                ('country', models.CharField(blank=True, help_text='Country of residence.', max_length=100)),
-                ('nationality', models.CharField(blank=True, max_length=100)),
-                ('language', models.CharField(blank=True, max_length=100)),
-                ('student_status', models.CharField(blank=True, max_length=50)),
-                ('employment_status', models.CharField(blank=True, max_length=100)),
-                ('imported_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('participant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='demographics', to='studyapp.participant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("age", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("sex", models.CharField(blank=True, max_length=50)),
+                ("ethnicity", models.CharField(blank=True, max_length=100)),
+                ("country_of_birth", models.CharField(blank=True, max_length=100)),
+                (
+                    "country",
+                    models.CharField(blank=True, help_text="Country of residence.", max_length=100),
+                ),
+                ("nationality", models.CharField(blank=True, max_length=100)),
+                ("language", models.CharField(blank=True, max_length=100)),
+                ("student_status", models.CharField(blank=True, max_length=50)),
+                ("employment_status", models.CharField(blank=True, max_length=100)),
+                ("imported_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "participant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="demographics",
+                        to="studyapp.participant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'participant demographics',
+                "verbose_name_plural": "participant demographics",
             },
         ),
         migrations.CreateModel(
-            name='StudyReport',
+            name="StudyReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('out_dir', models.CharField(help_text='Folder holding report.html.', max_length=500)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('n_participants', models.PositiveIntegerField(default=0)),
-                ('n_ratings', models.PositiveIntegerField(default=0)),
-                ('summary', models.JSONField(blank=True, default=dict)),
-                ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reports', to='studyapp.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "out_dir",
+                    models.CharField(help_text="Folder holding report.html.", max_length=500),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("n_participants", models.PositiveIntegerField(default=0)),
+                ("n_ratings", models.PositiveIntegerField(default=0)),
+                ("summary", models.JSONField(blank=True, default=dict)),
+                (
+                    "study",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reports",
+                        to="studyapp.study",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['study', '-created_at', '-id'],
-                'get_latest_by': 'created_at',
+                "ordering": ["study", "-created_at", "-id"],
+                "get_latest_by": "created_at",
             },
         ),
         migrations.CreateModel(
-            name='ParticipantExclusion',
+            name="ParticipantExclusion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('excluded', models.BooleanField(help_text='The state set: excluded (true) or re-included.')),
-                ('reason', models.TextField()),
-                ('decided_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('participant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exclusion_records', to='studyapp.participant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "excluded",
+                    models.BooleanField(help_text="The state set: excluded (true) or re-included."),
+                ),
+                ("reason", models.TextField()),
+                ("decided_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="exclusion_records",
+                        to="studyapp.participant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['participant', 'decided_at', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('reason', ''), _negated=True), name='participant_exclusion_reason_given')],
+                "ordering": ["participant", "decided_at", "id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("reason", ""), _negated=True),
+                        name="participant_exclusion_reason_given",
+                    )
+                ],
             },
         ),
     ]

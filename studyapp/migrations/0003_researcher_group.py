@@ -38,7 +38,9 @@ def group_create(apps, schema_editor):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     group, _ = Group.objects.get_or_create(name=GROUP_NAME)
-    codenames = [f"{action}_{model}" for model, actions in PERMISSIONS.items() for action in actions]
+    codenames = [
+        f"{action}_{model}" for model, actions in PERMISSIONS.items() for action in actions
+    ]
     permissions = Permission.objects.filter(
         content_type__app_label="studyapp", codename__in=codenames
     )

@@ -1,0 +1,402 @@
+"""Study admin: create from an explanations file, open/pause/close, dashboard, exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from studyapp.admin.forms import DemographicsUploadForm, StudyUploadForm
+from studyapp.demographics import (
+    DemographicsFileError,
+    demographics_import,
+    unmatched_message,
+)
+from studyapp.exports import ratings_export_write
+from studyapp.management.commands.create_study import PROLIFIC_QUERY
+from studyapp.models import Condition, Participant, Study, StudyReport
+from studyapp.monitoring import bars_layout, study_latest_report, study_progress
+from studyapp.reports import ReportError, report_html_path, study_report_run
+from studyapp.services import (
+    StudyConflictError,
+    study_create_from_explanations,
+    study_status_change,
+)
+from studyapp.uploads import UploadError, upload_lines
+
+STATUS_ACTIONS = {
+    "open": (Study.Status.LIVE, "opened"),
+    "pause": (Study.Status.PAUSED, "paused"),
+    "close": (Study.Status.CLOSED, "closed"),
+}
+
+STATUS_BUTTONS = (("open", "Open"), ("pause", "Pause"), ("close", "Close"))
+# Buttons that would do nothing in the current status are not shown.
+STATUS_BUTTON_HIDDEN_WHEN = {
+    "open": (Study.Status.LIVE,),
+    "pause": (Study.Status.DRAFT, Study.Status.PAUSED, Study.Status.CLOSED),
+    "close": (Study.Status.CLOSED,),
+}
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def csv_attachment(filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class ConditionInline(admin.TabularInline):
+    """Conditions come from the explanations file; only their descriptions can be corrected."""
+
+    model = Condition
+    fields = ("name", "method", "data_variant", "student", "explanation_count")
+    readonly_fields = ("name", "explanation_count")
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Condition]:
+        return super().get_queryset(request).annotate(n_explanations=Count("explanations"))
+
+    @admin.display(description="explanations")
+    def explanation_count(self, obj: Condition) -> int:
+        return getattr(obj, "n_explanations", 0)
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = (
+        "slug",
+        "title",
+        "status",
+        "participants_started",
+        "participants_completed",
+        "created_at",
+        "dashboard_link",
+    )
+    list_filter = ("status",)
+    search_fields = ("slug", "title")
+    readonly_fields = ("slug", "status", "created_at", "dashboard_link")
+    inlines = [ConditionInline]
+    actions = ["study_open", "study_pause", "study_close", "ratings_export"]
+    fieldsets = (
+        (None, {"fields": ("slug", "title", "status", "dashboard_link", "created_at")}),
+        (
+            "Participants",
+            {
+                "fields": (
+                    "completion_code",
+                    "per_condition",
+                    "attention_checks",
+                    "time_limit_minutes",
+                    "max_participants",
+                    "max_ratings_per_explanation",
+                )
+            },
+        ),
+        ("Texts", {"fields": ("consent_text", "instructions_text")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_started=Count(
+                    "participants", filter=~Q(participants__status=Participant.Status.NO_CONSENT)
+                ),
+                n_completed=Count(
+                    "participants", filter=Q(participants__status=Participant.Status.COMPLETED)
+                ),
+            )
+        )
+
+    @admin.display(description="started", ordering="n_started")
+    def participants_started(self, obj: Study) -> int:
+        return getattr(obj, "n_started", 0)
+
+    @admin.display(description="completed", ordering="n_completed")
+    def participants_completed(self, obj: Study) -> int:
+        return getattr(obj, "n_completed", 0)
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj: Study) -> str:
+        if obj.pk is None:
+            return "-"
+        url = reverse("admin:studyapp_study_dashboard", args=[obj.pk])
+        return format_html('<a href="{}">Dashboard</a>', url)
+
+    # ---- status actions -------------------------------------------------------------
+
+    def _status_action(self, request: HttpRequest, queryset: QuerySet[Study], key: str) -> None:
+        status, verb = STATUS_ACTIONS[key]
+        changed = [s.slug for s in queryset if study_status_change(study=s, status=status)]
+        unchanged = queryset.count() - len(changed)
+        if changed:
+            self.message_user(request, f"{verb.capitalize()}: {', '.join(changed)}.")
+        if unchanged:
+            self.message_user(
+                request,
+                f"{unchanged} study/studies could not be {verb} (already {verb}, or a pause of "
+                "a study that is not live).",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Open the selected studies to participants", permissions=["change"])
+    def study_open(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        self._status_action(request, queryset, "open")
+
+    @admin.action(description="Pause the selected studies", permissions=["change"])
+    def study_pause(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        self._status_action(request, queryset, "pause")
+
+    @admin.action(description="Close the selected studies", permissions=["change"])
+    def study_close(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        self._status_action(request, queryset, "close")
+
+    @admin.action(description="Export ratings of the selected studies (CSV)", permissions=["view"])
+    def ratings_export(self, request: HttpRequest, queryset: QuerySet[Study]) -> HttpResponse:
+        studies = list(queryset.order_by("slug"))
+        name = studies[0].slug if len(studies) == 1 else f"{len(studies)}-studies"
+        response = csv_attachment(f"ratings-{name}-{timezone.now():%Y%m%d-%H%M}.csv")
+        ratings_export_write(studies, response)
+        return response
+
+    # ---- extra pages ------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        extra = [
+            path("upload/", wrap(self.upload_view), name="studyapp_study_upload"),
+            path(
+                "<path:object_id>/dashboard/",
+                wrap(self.dashboard_view),
+                name="studyapp_study_dashboard",
+            ),
+            path(
+                "<path:object_id>/status/<str:key>/",
+                wrap(require_POST(self.status_view)),
+                name="studyapp_study_status",
+            ),
+            path(
+                "<path:object_id>/analyze/",
+                wrap(require_POST(self.analyze_view)),
+                name="studyapp_study_analyze",
+            ),
+            path(
+                "<path:object_id>/demographics/",
+                wrap(require_POST(self.demographics_view)),
+                name="studyapp_study_demographics",
+            ),
+            path(
+                "<path:object_id>/reports/<int:report_id>/",
+                wrap(self.report_view),
+                name="studyapp_study_report",
+            ),
+            path(
+                "<path:object_id>/ratings.csv",
+                wrap(self.ratings_csv_view),
+                name="studyapp_study_ratings_csv",
+            ),
+        ]
+        return extra + super().get_urls()
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # A study without an item pool cannot run, so "add" means "upload its explanations".
+        return HttpResponseRedirect(reverse("admin:studyapp_study_upload"))
+
+    def _study_or_404(self, request: HttpRequest, object_id: str) -> Study:
+        study = self.get_object(request, object_id)
+        if study is None:
+            raise Http404(f"no study with id {object_id!r}")
+        return study
+
+    def _dashboard_redirect(self, study: Study) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:studyapp_study_dashboard", args=[study.pk]))
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = StudyUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                study = study_create_from_explanations(
+                    slug=data["slug"],
+                    records=form.records,
+                    title=data["title"] or None,
+                    completion_code=data["completion_code"] or None,
+                    per_condition=data["per_condition"],
+                    live=data["live"],
+                )
+            except StudyConflictError as exc:
+                form.add_error(None, f"Nothing was imported: {exc}")
+            else:
+                self.log_addition(request, study, f"imported {len(form.records)} explanations")
+                self.message_user(
+                    request,
+                    f"Study '{study.slug}' ({study.get_status_display().lower()}) now has "
+                    f"{study.conditions.count()} conditions and {study.questions.count()} "
+                    "questions.",
+                    messages.SUCCESS,
+                )
+                return self._dashboard_redirect(study)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Create a study from an explanations file",
+            "form": form,
+            "file_errors": form.file_errors,
+        }
+        return TemplateResponse(request, "admin/studyapp/study/upload.html", context)
+
+    def dashboard_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        study = self._study_or_404(request, object_id)
+        if not self.has_view_permission(request, study):
+            raise PermissionDenied
+        progress = study_progress(study=study)
+        condition_bars, condition_height = bars_layout(
+            [(name, float(n)) for name, n in progress.ratings_per_condition.items()]
+        )
+        exposure_bars, exposure_height = bars_layout(
+            [
+                (f"rated {times}×", float(n))
+                for times, n in sorted(progress.exposure_histogram.items())
+            ]
+        )
+        latest = study_latest_report(study)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Dashboard: {study.title}",
+            "study": study,
+            "progress": progress,
+            "condition_bars": condition_bars,
+            "condition_height": condition_height,
+            "exposure_bars": exposure_bars,
+            "exposure_height": exposure_height,
+            "status_buttons": [
+                (key, label)
+                for key, label in STATUS_BUTTONS
+                if study.status not in STATUS_BUTTON_HIDDEN_WHEN[key]
+            ],
+            "entry_url": request.build_absolute_uri(
+                reverse("studyapp:entry", kwargs={"slug": study.slug})
+            )
+            + "?"
+            + PROLIFIC_QUERY,
+            "median_completion": duration_text(progress.median_completion_seconds),
+            "attention_fail_rate": (
+                f"{progress.attention_fail_rate:.1%}"
+                if progress.attention_fail_rate is not None
+                else "-"
+            ),
+            "attention_flag": Participant.ATTENTION_FAILURES_TO_FLAG,
+            "latest_report": latest,
+            "latest_report_available": latest is not None and report_html_path(latest) is not None,
+            "demographics_form": DemographicsUploadForm(),
+            "can_change": self.has_change_permission(request, study),
+            "can_analyze": request.user.has_perm("studyapp.add_studyreport"),
+            "can_import_demographics": request.user.has_perm("studyapp.add_participantdemographics")
+            and request.user.has_perm("studyapp.change_participantdemographics"),
+        }
+        return TemplateResponse(request, "admin/studyapp/study/dashboard.html", context)
+
+    def status_view(self, request: HttpRequest, object_id: str, key: str) -> HttpResponse:
+        study = self._study_or_404(request, object_id)
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        if key not in STATUS_ACTIONS:
+            raise Http404(f"unknown status action {key!r}")
+        self._status_action(request, Study.objects.filter(pk=study.pk), key)
+        return self._dashboard_redirect(study)
+
+    def analyze_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        study = self._study_or_404(request, object_id)
+        if not request.user.has_perm("studyapp.add_studyreport"):
+            raise PermissionDenied
+        try:
+            report = study_report_run(study=study)
+        except ReportError as exc:
+            self.message_user(request, f"The analysis could not run: {exc}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Analysis report written to {report.out_dir} "
+                f"({report.n_ratings} ratings of {report.n_participants} participants).",
+                messages.SUCCESS,
+            )
+        return self._dashboard_redirect(study)
+
+    def demographics_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        study = self._study_or_404(request, object_id)
+        if not (
+            request.user.has_perm("studyapp.add_participantdemographics")
+            and request.user.has_perm("studyapp.change_participantdemographics")
+        ):
+            raise PermissionDenied
+        form = DemographicsUploadForm(request.POST, request.FILES)
+        if not form.is_valid():
+            self.message_user(request, "Choose Prolific's demographic export file.", messages.ERROR)
+            return self._dashboard_redirect(study)
+        try:
+            summary = demographics_import(
+                study=study, lines=upload_lines(form.cleaned_data["demographics"])
+            )
+        except UploadError as exc:
+            self.message_user(request, f"Nothing was imported: {exc}", messages.ERROR)
+        except DemographicsFileError as exc:
+            for error in [f"Nothing was imported: {len(exc.errors)} problem(s).", *exc.errors]:
+                self.message_user(request, error, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Demographics of {summary.matched} participants stored ({summary.created} new, "
+                f"{summary.updated} updated).",
+                messages.SUCCESS,
+            )
+            if summary.unmatched_ids:
+                self.message_user(
+                    request, unmatched_message(summary.unmatched_ids), messages.WARNING
+                )
+        return self._dashboard_redirect(study)
+
+    def report_view(self, request: HttpRequest, object_id: str, report_id: int) -> HttpResponseBase:
+        study = self._study_or_404(request, object_id)
+        if not request.user.has_perm("studyapp.view_studyreport"):
+            raise PermissionDenied
+        report = get_object_or_404(StudyReport, pk=report_id, study=study)
+        html = report_html_path(report)
+        if html is None:
+            raise Http404(f"the report in {report.out_dir} was moved or deleted")
+        return FileResponse(html.open("rb"), content_type="text/html; charset=utf-8")
+
+    def ratings_csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        study = self._study_or_404(request, object_id)
+        if not self.has_view_permission(request, study):
+            raise PermissionDenied
+        response = csv_attachment(f"ratings-{study.slug}-{timezone.now():%Y%m%d-%H%M}.csv")
+        ratings_export_write([study], response)
+        return response

@@ -1,0 +1,1 @@
+"""The researchers' REST API: studies, progress, participants and ratings (staff only)."""

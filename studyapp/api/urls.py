@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from studyapp.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("studies/", views.StudyListCreateView.as_view(), name="study-list"),
+    path("studies/<slug:slug>/", views.StudyDetailView.as_view(), name="study-detail"),
+    path("studies/<slug:slug>/progress/", views.StudyProgressView.as_view(), name="study-progress"),
+    path(
+        "studies/<slug:slug>/participants/",
+        views.StudyParticipantsView.as_view(),
+        name="study-participants",
+    ),
+    path("studies/<slug:slug>/ratings/", views.StudyRatingsView.as_view(), name="study-ratings"),
+    path(
+        "studies/<slug:slug>/ratings.csv",
+        views.StudyRatingsCSVView.as_view(),
+        name="study-ratings-csv",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+]

@@ -1,0 +1,188 @@
+"""API views: validate the request, call a service or selector, serialize the result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
+
+from studyapp.api.permissions import RESEARCHER_PERMISSIONS, RESEARCHER_THROTTLES
+from studyapp.api.serializers import (
+    ParticipantSerializer,
+    RatingRowSerializer,
+    StudyCreateSerializer,
+    StudyProgressSerializer,
+    StudySerializer,
+)
+from studyapp.exports import (
+    ratings_assignments,
+    ratings_rows_build,
+    ratings_write_csv,
+    study_has_demographics,
+)
+from studyapp.models import Participant, Study
+from studyapp.monitoring import study_progress
+from studyapp.services import StudyConflictError, study_create_from_explanations
+
+
+class ResearcherAPIView(APIView):
+    """Every endpoint: session or token authentication, staff only, throttled."""
+
+    authentication_classes = [SessionAuthentication, TokenAuthentication]
+    permission_classes = RESEARCHER_PERMISSIONS
+    throttle_classes = RESEARCHER_THROTTLES
+
+
+class LargePagePagination(PageNumberPagination):
+    """100 rows a page by default; ``page_size`` up to 1000 for scripts that fetch everything."""
+
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def study_for(slug: str) -> Study:
+    return get_object_or_404(Study, slug=slug)
+
+
+def studies_queryset() -> QuerySet[Study]:
+    return Study.objects.prefetch_related("conditions").order_by("-created_at", "slug")
+
+
+class StudyListCreateView(ResearcherAPIView, generics.ListCreateAPIView):
+    """List studies, or create one from an explanations file (multipart upload)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self) -> QuerySet[Study]:
+        return studies_queryset()
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return StudyCreateSerializer if self.request.method == "POST" else StudySerializer
+
+    @extend_schema(
+        request={"multipart/form-data": StudyCreateSerializer},
+        responses={
+            201: StudySerializer,
+            400: OpenApiResponse(
+                description="Bad upload: every bad line listed as 'line N: problem' under "
+                "'explanations'; or a conflict with the stored study under 'detail'."
+            ),
+        },
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = StudyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            study = study_create_from_explanations(
+                slug=data["slug"],
+                records=data["explanations"],
+                title=data.get("title") or None,
+                completion_code=data.get("completion_code") or None,
+                per_condition=data.get("per_condition"),
+                live=data["live"],
+            )
+        except StudyConflictError as exc:
+            return Response(
+                {"detail": f"nothing was imported: {exc}"}, status=status.HTTP_400_BAD_REQUEST
+            )
+        return Response(StudySerializer(study).data, status=status.HTTP_201_CREATED)
+
+
+class StudyDetailView(ResearcherAPIView, generics.RetrieveAPIView):
+    serializer_class = StudySerializer
+    lookup_field = "slug"
+
+    def get_queryset(self) -> QuerySet[Study]:
+        return studies_queryset()
+
+
+class StudyProgressView(ResearcherAPIView):
+    """Live counts: participants by outcome, ratings per condition, pool coverage."""
+
+    @extend_schema(responses=StudyProgressSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        progress = study_progress(study=study_for(slug))
+        return Response(StudyProgressSerializer(progress.as_dict()).data)
+
+
+class StudyParticipantsView(ResearcherAPIView, generics.ListAPIView):
+    serializer_class = ParticipantSerializer
+    pagination_class = LargePagePagination
+
+    def get_queryset(self) -> QuerySet[Participant]:
+        study = study_for(self.kwargs["slug"])
+        return (
+            Participant.objects.filter(study=study)
+            .annotate(
+                n_rated=Count("assignments", filter=Q(assignments__answered_at__isnull=False))
+            )
+            .order_by("started_at", "pk")
+        )
+
+
+class StudyRatingsView(ResearcherAPIView, generics.GenericAPIView):
+    """The ratings export as JSON, one object per rated item, paginated."""
+
+    serializer_class = RatingRowSerializer
+    pagination_class = LargePagePagination
+
+    def get(self, request: Request, slug: str) -> Response:
+        study = study_for(slug)
+        page = self.paginate_queryset(ratings_assignments(study))
+        rows = ratings_rows_build(page or [], study=study, covariates=study_has_demographics(study))
+        return self.get_paginated_response(RatingRowSerializer(rows, many=True).data)
+
+
+class CSVTextRenderer(BaseRenderer):
+    """Renders the errors of the CSV endpoint (401, 403, 404) as plain text for CSV clients."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        if isinstance(data, str):
+            return data.encode(self.charset)
+        if isinstance(data, dict) and "detail" in data:
+            return str(data["detail"]).encode(self.charset)
+        return str(data).encode(self.charset)
+
+
+class StudyRatingsCSVView(ResearcherAPIView):
+    """The ratings export in the CSV format of DESIGN.md (what ``export_ratings`` writes)."""
+
+    renderer_classes = [CSVTextRenderer, JSONRenderer]
+
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV file")}
+    )
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        study = study_for(slug)
+        filename = f"ratings-{study.slug}-{timezone.now():%Y%m%d-%H%M}.csv"
+        # A plain response: the body is CSV whatever the Accept header asked for.
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        ratings_write_csv(study, response)
+        return response

@@ -1,0 +1,231 @@
+"""The ratings export: one row per rated item, in the CSV format of DESIGN.md.
+
+``export_ratings``, the API and the admin all build their output here, so every route
+gives the same rows. Participants appear under a salted hash of their Prolific ID;
+excluded participants are kept and flagged, because deciding whom to drop is the
+analysis's job and must stay visible in the data.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
+
+RATINGS_COLUMNS: tuple[str, ...] = (
+    "participant",
+    "study",
+    "position",
+    "question_id",
+    "condition",
+    "explanation_id",
+    "explanation_length",
+    *Dimension.values,
+    "seconds_on_item",
+    "attention_failed",
+    "excluded",
+)
+PROLIFIC_ID_COLUMN = "prolific_pid"
+
+
+class TextWriter(Protocol):
+    """Where CSV goes: an open text file, a StringIO or a Django HttpResponse."""
+
+    def write(self, text: str, /) -> object: ...
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection);
+# tab and carriage return start formulas in some spreadsheets too.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def participant_pseudonym(prolific_pid: str) -> str:
+    """A stable pseudonym: HMAC-SHA256 of the Prolific ID keyed with ``PSEUDONYM_SALT``.
+
+    Keyed (not a plain hash) so that nobody without the salt can confirm a guessed ID by
+    hashing it; the same ID gets the same pseudonym in every study, so repeat participants
+    stay recognisable.
+    """
+    salt = str(settings.PSEUDONYM_SALT).encode()
+    digest = hmac.new(salt, prolific_pid.encode(), hashlib.sha256).hexdigest()
+    return f"p{digest[:16]}"
+
+
+def cell_escape(value: object) -> str:
+    """Text for one CSV cell; a cell a spreadsheet would run as a formula gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if text.startswith(FORMULA_PREFIXES) and not isinstance(value, int | float):
+        return "'" + text
+    return text
+
+
+def ratings_assignments(study: Study) -> QuerySet[Assignment]:
+    """The rated items of a study in export order (participant by start time, then position)."""
+    return (
+        Assignment.objects.filter(participant__study=study, answered_at__isnull=False)
+        .select_related("participant", "explanation__condition", "question")
+        .order_by("participant__started_at", "participant_id", "position")
+    )
+
+
+def study_has_demographics(study: Study) -> bool:
+    return ParticipantDemographics.objects.filter(participant__study=study).exists()
+
+
+def ratings_columns(*, covariates: bool, include_prolific_ids: bool = False) -> list[str]:
+    """The export's columns: the DESIGN.md ones, then the demographic covariates if wanted."""
+    columns = list(RATINGS_COLUMNS)
+    if covariates:
+        columns.extend(ParticipantDemographics.COVARIATES)
+    if include_prolific_ids:
+        columns.append(PROLIFIC_ID_COLUMN)
+    return columns
+
+
+def ratings_rows_build(
+    assignments: Iterable[Assignment],
+    *,
+    study: Study,
+    include_prolific_ids: bool = False,
+    covariates: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Export rows for these assignments (a whole study or one page of it).
+
+    Values keep their types (ints, floats, bools; None where there is no value);
+    ``ratings_write_csv`` turns them into text.
+    """
+    assignments = list(assignments)
+    if covariates is None:
+        covariates = study_has_demographics(study)
+    values = _ratings_by_assignment([a.pk for a in assignments])
+    demographics = (
+        _demographics_by_participant({a.participant_id for a in assignments}) if covariates else {}
+    )
+    pseudonyms: dict[int, str] = {}
+    rows: list[dict[str, Any]] = []
+    for assignment in assignments:
+        participant = assignment.participant
+        if participant.pk not in pseudonyms:
+            pseudonyms[participant.pk] = participant_pseudonym(participant.prolific_pid)
+        explanation = assignment.explanation
+        row: dict[str, Any] = {
+            "participant": pseudonyms[participant.pk],
+            "study": study.slug,
+            "position": assignment.position,
+            "question_id": assignment.question.external_id,
+            "condition": explanation.condition.name,
+            "explanation_id": explanation.pk,
+            "explanation_length": explanation.length,
+        }
+        ratings = values.get(assignment.pk, {})
+        for dimension in Dimension.values:
+            row[dimension] = ratings.get(dimension)
+        seconds = assignment.seconds_on_item
+        row["seconds_on_item"] = round(seconds, 3) if seconds is not None else None
+        # The count of failed checks, not a yes/no: the analysis applies its own threshold.
+        row["attention_failed"] = participant.attention_failures
+        row["excluded"] = participant.excluded
+        if covariates:
+            row.update(_covariates_of(demographics.get(participant.pk)))
+        if include_prolific_ids:
+            row[PROLIFIC_ID_COLUMN] = participant.prolific_pid
+        rows.append(row)
+    return rows
+
+
+def ratings_rows(study: Study, *, include_prolific_ids: bool = False) -> list[dict[str, Any]]:
+    """Every rated item of the study as a dict, keys in the DESIGN.md ratings-CSV order."""
+    return ratings_rows_build(
+        ratings_assignments(study), study=study, include_prolific_ids=include_prolific_ids
+    )
+
+
+def ratings_write_csv(
+    study: Study, fileobj: TextWriter, *, include_prolific_ids: bool = False
+) -> int:
+    """Write the study's ratings export as CSV to an open text file; return the row count."""
+    return ratings_export_write([study], fileobj, include_prolific_ids=include_prolific_ids)
+
+
+def ratings_export_write(
+    studies: Sequence[Study],
+    fileobj: TextWriter,
+    *,
+    participant_ids: Collection[int] | None = None,
+    include_prolific_ids: bool = False,
+) -> int:
+    """Write the ratings of several studies (optionally only some participants) as one CSV.
+
+    Rows are told apart by the ``study`` column; the covariate columns appear when any of
+    the studies has demographics. Returns the number of rows written.
+    """
+    covariates = any(study_has_demographics(study) for study in studies)
+    columns = ratings_columns(covariates=covariates, include_prolific_ids=include_prolific_ids)
+    rows: list[dict[str, Any]] = []
+    for study in studies:
+        assignments = ratings_assignments(study)
+        if participant_ids is not None:
+            assignments = assignments.filter(participant_id__in=list(participant_ids))
+        rows.extend(
+            ratings_rows_build(
+                assignments,
+                study=study,
+                include_prolific_ids=include_prolific_ids,
+                covariates=covariates,
+            )
+        )
+    rows_write_csv(rows, columns, fileobj)
+    return len(rows)
+
+
+def rows_write_csv(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], fileobj: TextWriter
+) -> None:
+    writer = csv.writer(fileobj, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell_escape(row.get(column)) for column in columns])
+
+
+def _ratings_by_assignment(assignment_ids: list[int]) -> dict[int, dict[str, int]]:
+    values: dict[int, dict[str, int]] = defaultdict(dict)
+    # Chunked so that a large study stays under SQLite's limit on query parameters.
+    for start in range(0, len(assignment_ids), 500):
+        chunk = assignment_ids[start : start + 500]
+        for assignment_id, dimension, value in Rating.objects.filter(
+            assignment_id__in=chunk
+        ).values_list("assignment_id", "dimension", "value"):
+            values[assignment_id][dimension] = value
+    return values
+
+
+def _demographics_by_participant(participant_ids: set[int]) -> dict[int, ParticipantDemographics]:
+    ids = sorted(participant_ids)
+    found: dict[int, ParticipantDemographics] = {}
+    for start in range(0, len(ids), 500):
+        for record in ParticipantDemographics.objects.filter(
+            participant_id__in=ids[start : start + 500]
+        ):
+            found[record.participant_id] = record
+    return found
+
+
+def _covariates_of(record: ParticipantDemographics | None) -> dict[str, Any]:
+    if record is None:
+        return dict.fromkeys(ParticipantDemographics.COVARIATES)
+    return {
+        name: (getattr(record, name) if getattr(record, name) != "" else None)
+        for name in ParticipantDemographics.COVARIATES
+    }

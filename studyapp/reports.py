@@ -1,0 +1,76 @@
+"""Running the analysis on a study's ratings and remembering where the report was written."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from studyapp.exports import ratings_columns, ratings_rows, study_has_demographics
+from studyapp.models import Study, StudyReport
+
+# Demographic controls of the regression; only used when every rated item has them, since
+# rows without them would drop out of the controlled model and change its sample.
+REPORT_COVARIATES = ("age", "sex")
+
+
+class ReportError(Exception):
+    """The analysis could not run on this study's ratings; the message says why."""
+
+
+def study_report_record(
+    *, study: Study, out_dir: Path, summary: dict[str, Any], created_at: datetime | None = None
+) -> StudyReport:
+    """Remember an analysis report written to ``out_dir`` so the dashboard can link to it."""
+    return StudyReport.objects.create(
+        study=study,
+        out_dir=str(Path(out_dir).resolve()),
+        created_at=created_at or timezone.now(),
+        n_participants=int(summary.get("n_participants") or 0),
+        n_ratings=int(summary.get("n_ratings") or 0),
+        summary=summary,
+    )
+
+
+def report_dir_default(study: Study, *, now: datetime | None = None) -> Path:
+    stamp = (now or timezone.now()).strftime("%Y%m%d-%H%M%S")
+    return Path(settings.RUNS_DIR) / "reports" / study.slug / stamp
+
+
+def study_report_run(*, study: Study, out_dir: Path | None = None) -> StudyReport:
+    """Analyse the study's current ratings export, write the report and record it.
+
+    Age and sex, when imported for everyone, enter the regression as covariates. Raises
+    ``ReportError`` with the analysis's own message when the data cannot be analysed
+    (no ratings yet, a single condition, ...).
+    """
+    # Imported here: the analysis stack (statsmodels, matplotlib) is heavy and only this
+    # action needs it, so admin pages and the API do not pay for it on startup.
+    import pandas as pd
+
+    from analysis.errors import AnalysisError
+    from analysis.report import report_write
+
+    rows = ratings_rows(study)
+    if not rows:
+        raise ReportError(f"study '{study.slug}' has no ratings yet; there is nothing to analyse")
+    frame = pd.DataFrame(rows, columns=ratings_columns(covariates=study_has_demographics(study)))
+    covariates = [
+        name for name in REPORT_COVARIATES if name in frame.columns and frame[name].notna().all()
+    ]
+    now = timezone.now()
+    target = out_dir or report_dir_default(study, now=now)
+    try:
+        summary = report_write(frame, target, covariates=covariates)
+    except AnalysisError as exc:
+        raise ReportError(str(exc)) from None
+    return study_report_record(study=study, out_dir=target, summary=summary, created_at=now)
+
+
+def report_html_path(report: StudyReport) -> Path | None:
+    """The report's HTML file, or None when it was moved or deleted since."""
+    path = Path(report.out_dir) / "report.html"
+    return path if path.is_file() else None

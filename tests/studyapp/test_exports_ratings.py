@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.test import override_settings
+
+from studyapp.exports import (
+    RATINGS_COLUMNS,
+    cell_escape,
+    participant_pseudonym,
+    ratings_rows,
+    ratings_write_csv,
+)
+from studyapp.models import Assignment, Participant, ParticipantDemographics, Rating
+from studyapp.services import participant_exclusion_set
+from tests.studyapp.participant_pool import study_make
+from tests.studyapp.researcher_data import participant_finish
+
+pytestmark = pytest.mark.django_db
+
+DESIGN_COLUMNS = [
+    "participant",
+    "study",
+    "position",
+    "question_id",
+    "condition",
+    "explanation_id",
+    "explanation_length",
+    "plausibility",
+    "understandability",
+    "completeness",
+    "satisfaction",
+    "contrastiveness",
+    "seconds_on_item",
+    "attention_failed",
+    "excluded",
+]
+
+
+def csv_read(study, **options) -> list[dict[str, str]]:
+    buffer = io.StringIO()
+    ratings_write_csv(study, buffer, **options)
+    return list(csv.DictReader(io.StringIO(buffer.getvalue())))
+
+
+def test_the_columns_are_those_of_the_design_in_order():
+    assert list(RATINGS_COLUMNS) == DESIGN_COLUMNS
+    study = study_make()
+    participant_finish(study, "P1")
+    header = io.StringIO()
+    ratings_write_csv(study, header)
+    assert header.getvalue().splitlines()[0] == ",".join(DESIGN_COLUMNS)
+
+
+def test_the_csv_equals_the_database_row_for_row():
+    study = study_make()
+    finished = [participant_finish(study, f"P{i}", seed=i, fail_checks=i % 2) for i in range(3)]
+    participant_finish(study, "half", seed=9, items=5)
+    rows = csv_read(study)
+
+    answered = Assignment.objects.filter(
+        participant__study=study, answered_at__isnull=False
+    ).select_related("participant", "explanation__condition", "question")
+    assert len(rows) == answered.count() == 3 * 12 + 5
+    by_key = {(row["participant"], int(row["position"])): row for row in rows}
+    assert len(by_key) == len(rows)
+    for assignment in answered:
+        participant = assignment.participant
+        row = by_key[(participant_pseudonym(participant.prolific_pid), assignment.position)]
+        assert row["study"] == study.slug
+        assert row["question_id"] == assignment.question.external_id
+        assert row["condition"] == assignment.explanation.condition.name
+        assert int(row["explanation_id"]) == assignment.explanation_id
+        assert int(row["explanation_length"]) == assignment.explanation.length
+        stored = dict(assignment.ratings.values_list("dimension", "value"))
+        assert {d: int(row[d]) for d in stored} == stored
+        assert float(row["seconds_on_item"]) == pytest.approx(assignment.seconds_on_item)
+        assert int(row["attention_failed"]) == participant.attention_failures
+        assert row["excluded"] == "false"
+    assert Rating.objects.filter(assignment__participant__study=study).count() == 5 * len(rows)
+    assert {p.attention_failures for p in finished} == {0, 1}
+
+
+def test_participants_are_pseudonymised_and_raw_ids_only_on_request():
+    study = study_make()
+    participant_finish(study, "5f1a2b3c4d5e6f7a8b9c0d1e")
+    rows = csv_read(study)
+    assert {row["participant"] for row in rows} == {
+        participant_pseudonym("5f1a2b3c4d5e6f7a8b9c0d1e")
+    }
+    assert "5f1a2b3c4d5e6f7a8b9c0d1e" not in str(rows)
+    assert "prolific_pid" not in rows[0]
+
+    with_ids = csv_read(study, include_prolific_ids=True)
+    assert {row["prolific_pid"] for row in with_ids} == {"5f1a2b3c4d5e6f7a8b9c0d1e"}
+
+
+def test_the_pseudonym_depends_on_the_salt():
+    with override_settings(PSEUDONYM_SALT="salt-one"):
+        first = participant_pseudonym("PID")
+        assert participant_pseudonym("PID") == first
+        assert participant_pseudonym("PID2") != first
+    with override_settings(PSEUDONYM_SALT="salt-two"):
+        assert participant_pseudonym("PID") != first
+
+
+def test_excluded_participants_are_flagged_not_dropped():
+    study = study_make()
+    kept = participant_finish(study, "kept")
+    dropped = participant_finish(study, "dropped", seed=1)
+    participant_exclusion_set(participant=dropped, excluded=True, reason="straight-lining")
+    rows = csv_read(study)
+    flags = {row["participant"]: row["excluded"] for row in rows}
+    assert flags == {
+        participant_pseudonym(kept.prolific_pid): "false",
+        participant_pseudonym(dropped.prolific_pid): "true",
+    }
+    assert len(rows) == 24
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1", "'+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("plain text", "plain text"),
+        ("a=b", "a=b"),
+        (-3, "-3"),
+        (2.5, "2.5"),
+        (True, "true"),
+        (None, ""),
+    ],
+)
+def test_cells_a_spreadsheet_would_run_are_escaped(value, expected):
+    assert cell_escape(value) == expected
+
+
+def test_formula_cells_from_the_data_are_escaped_in_the_file():
+    study = study_make()
+    participant = participant_finish(study, "=cmd|'/C calc'!A0")
+    ParticipantDemographics.objects.create(participant=participant, country="@evil", sex="-")
+    rows = csv_read(study, include_prolific_ids=True)
+    assert {row["prolific_pid"] for row in rows} == {"'=cmd|'/C calc'!A0"}
+    assert {row["country"] for row in rows} == {"'@evil"}
+    assert {row["sex"] for row in rows} == {"'-"}
+
+
+def test_demographic_covariates_are_joined_per_participant():
+    study = study_make()
+    first = participant_finish(study, "A", seed=1)
+    participant_finish(study, "B", seed=2)
+    ParticipantDemographics.objects.create(participant=first, age=34, sex="Female", country="UK")
+    rows = csv_read(study)
+    assert list(rows[0])[: len(DESIGN_COLUMNS)] == DESIGN_COLUMNS
+    assert list(rows[0])[len(DESIGN_COLUMNS) :] == list(ParticipantDemographics.COVARIATES)
+    by_participant = {row["participant"]: row for row in rows}
+    a = by_participant[participant_pseudonym("A")]
+    b = by_participant[participant_pseudonym("B")]
+    assert (a["age"], a["sex"], a["country"]) == ("34", "Female", "UK")
+    assert (b["age"], b["sex"], b["country"]) == ("", "", "")
+
+
+def test_ratings_rows_keep_types_for_data_frames():
+    study = study_make()
+    participant_finish(study, "A")
+    row = ratings_rows(study)[0]
+    assert list(row) == DESIGN_COLUMNS
+    assert isinstance(row["position"], int)
+    assert isinstance(row["excluded"], bool)
+    assert isinstance(row["seconds_on_item"], float)
+
+
+def test_a_study_without_ratings_exports_the_header_only():
+    study = study_make()
+    Participant.objects.create(study=study, prolific_pid="declined", status="no_consent")
+    assert csv_read(study) == []
+    assert ratings_rows(study) == []
+
+
+def test_the_export_of_a_completed_study_loads_into_the_analysis_with_no_row_lost(tmp_path):
+    load = pytest.importorskip("analysis.load")
+    study = study_make()
+    for i in range(4):
+        participant_finish(study, f"P{i}", seed=i, fail_checks=i % 3)
+    path = tmp_path / "ratings.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        written = ratings_write_csv(study, handle)
+    frame = load.ratings_load(path)
+    assert len(frame) == written == 48
+    assert sorted(frame["condition"].unique()) == sorted(
+        study.conditions.values_list("name", flat=True)
+    )
+    assert frame["attention_failed"].tolist().count(2) == 12
+    pandas = pytest.importorskip("pandas")
+    from_rows = load.ratings_load(pandas.DataFrame(ratings_rows(study)))
+    assert len(from_rows) == 48
