@@ -364,8 +364,11 @@ def step_mark_shown(*, step: selectors.Step, now: datetime | None = None) -> Non
     target: Assignment | AttentionCheckResponse | None = step.check or step.assignment
     if target is None or target.shown_at is not None:
         return
-    type(target).objects.filter(pk=target.pk, shown_at__isnull=True).update(shown_at=now)
-    target.refresh_from_db(fields=["shown_at"])
+    if type(target).objects.filter(pk=target.pk, shown_at__isnull=True).update(shown_at=now):
+        target.shown_at = now
+    else:
+        # Another request showed it first (two tabs); keep the time that was stored.
+        target.refresh_from_db(fields=["shown_at"])
 
 
 def rating_record(

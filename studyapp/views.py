@@ -65,9 +65,12 @@ def _bound_participant(request: HtmxHttpRequest, study: Study) -> Participant | 
     binding = _binding(request, study)
     if binding is None or binding.get("participant") is None:
         return None
-    return Participant.objects.filter(
+    participant = Participant.objects.filter(
         pk=binding["participant"], study=study, prolific_pid=binding.get("pid")
     ).first()
+    if participant is not None:
+        participant.study = study  # already loaded; spares a query on every page
+    return participant
 
 
 def _page(

@@ -1,0 +1,63 @@
+"""Participants arriving and rating at the same moment (PostgreSQL, real row locks)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from studyapp import selectors
+from studyapp.models import Assignment, Dimension, Explanation, Participant, Rating
+from studyapp.services import ParticipantInactiveError, participant_start, rating_record
+from tests.studyapp.participant_pool import study_make
+
+THREADS = 16
+PARTICIPANTS = 12  # threads beyond this reuse a Prolific ID: a double click or a second tab
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_arrivals_and_ratings_keep_uniqueness_and_balance() -> None:
+    study = study_make()
+    barrier = threading.Barrier(THREADS)
+    failures: list[BaseException] = []
+
+    def participant_session(n: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            participant = participant_start(study=study, prolific_pid=f"p{n % PARTICIPANTS}")
+            while (step := selectors.participant_current_step(participant)) is not None:
+                value = step.check.instructed_value if step.check else 1 + n % 5
+                try:
+                    rating_record(
+                        participant=participant,
+                        step_token=step.token,
+                        values=dict.fromkeys(Dimension.values, value),
+                    )
+                except ParticipantInactiveError:
+                    break  # the participant's other tab answered the last item first
+                participant.refresh_from_db()
+        except BaseException as exc:  # reported below, with the thread that raised it
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=participant_session, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not failures, failures
+    assert Participant.objects.count() == PARTICIPANTS
+    assert Participant.objects.filter(status=Participant.Status.COMPLETED).count() == PARTICIPANTS
+    assert Assignment.objects.count() == PARTICIPANTS * 12
+    assert Rating.objects.count() == PARTICIPANTS * 12 * 5
+    for participant in Participant.objects.all():
+        assert participant.assignments.values("question_id").distinct().count() == 12
+        assert participant.attention_checks.filter(passed=True).count() == 2
+    exposure = Counter(Assignment.objects.values_list("explanation_id", flat=True))
+    counts = [exposure[e] for e in Explanation.objects.values_list("id", flat=True)]
+    assert max(counts) - min(counts) <= 1
