@@ -1,0 +1,934 @@
+"""Load, saturation and crash test of the participant flow: gunicorn + PostgreSQL over HTTP.
+
+Simulated participants go through the whole flow the way a browser without JavaScript
+does (Prolific link, consent, instructions, every item and attention check, completion),
+reading each form's CSRF token, action and fields from the HTML. Three phases:
+
+* ``burst``: all participants arrive within ``--arrival-seconds`` and think 2–20 s on
+  every page, scaled by ``--time-scale``;
+* ``saturation``: the same participants all at once with no think time, for the maximum
+  rating submissions per second;
+* ``crash`` (``--crash``): a burst during which the server is killed with SIGKILL and
+  restarted; participants whose requests fail reopen their Prolific link and carry on.
+
+After every phase the database is checked: every acknowledged submission is stored with
+the values sent, nothing is stored twice, each participant has ``per_condition`` items from
+every condition and no question twice, and exposure within a condition spreads by at most
+one. The server runs on loopback only, every phase has a deadline, and the last line printed
+is one JSON object with the figures.
+
+Run from the project root, as root or as an ordinary user (PostgreSQL is started as
+``nobody`` when run as root)::
+
+    .venv/bin/python benchmarks/load_participants.py --crash
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CONDITIONS = ("MT:original", "CF:original", "MT+CF:original", "MT+CF:revised")
+DIMENSIONS = (
+    "plausibility",
+    "understandability",
+    "completeness",
+    "satisfaction",
+    "contrastiveness",
+)
+LIKERT_BY_LABEL = {
+    "Strongly disagree": 1,
+    "Disagree": 2,
+    "Neither agree nor disagree": 3,
+    "Agree": 4,
+    "Strongly agree": 5,
+}
+# What a TLS-terminating proxy in front of the app adds to every request.
+PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
+INSTRUCTION = re.compile(r"please choose “([^”]+)”")
+# Hard limits that keep a mistyped argument from running for hours or opening
+# thousands of sockets.
+MAX_PARTICIPANTS = 2000
+MAX_PHASE_SECONDS = 1800
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def port_free() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster in a temporary folder, listening on loopback only."""
+
+    def __init__(self) -> None:
+        initdb = shutil.which("initdb") or next(
+            iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)), None
+        )
+        if initdb is None:
+            raise SystemExit("initdb not found: install PostgreSQL or pass --database-url")
+        self.bin = Path(initdb).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="load-pg-"))
+        self.port = port_free()
+        # PostgreSQL refuses to run as root; run it as an unprivileged user instead.
+        self.user = "nobody" if os.geteuid() == 0 else None
+        if self.user:
+            shutil.chown(self.dir, self.user)
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self.user:
+            command = ["su", "-s", "/bin/sh", self.user, "-c", " ".join(map(_quote, command))]
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> str:
+        data = self.dir / "data"
+        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
+        return f"postgres://postgres@127.0.0.1:{self.port}/loadtest"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def server_environment(database_url: str) -> dict[str, str]:
+    """A production configuration: DEBUG off, behind a TLS proxy that sets X-Forwarded-Proto."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=database_url,
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+class Gunicorn:
+    """The app under gunicorn in its own process group, so one SIGKILL takes all of it down."""
+
+    def __init__(self, env: dict[str, str], *, workers: int, threads: int, log: Path) -> None:
+        self.env = env
+        self.port = port_free()
+        self.workers = workers
+        self.threads = threads
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> float:
+        """Start and wait until the health check answers; return the seconds it took."""
+        began = time.perf_counter()
+        command = [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--backlog",
+            "2048",
+            "--keep-alive",
+            "5",
+            "--timeout",
+            "60",
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"gunicorn exited at start; see {self.log}")
+            with contextlib.suppress(httpx.HTTPError):
+                health = httpx.get(f"{self.url}/healthz", headers=PROXY_HEADERS, timeout=2)
+                if health.status_code == 200:
+                    return time.perf_counter() - began
+            time.sleep(0.1)
+        raise SystemExit(f"gunicorn did not answer within 60 s; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker at once: no graceful shutdown, no cleanup."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+
+
+def database_create(database_url: str) -> None:
+    """Create the database named in the URL if it is missing (a fresh cluster has none)."""
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    admin_url = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+# --------------------------------------------------------------------------- Django side
+
+
+def django_setup(database_url: str) -> None:
+    """Use the project's models in this process to create studies and check the results."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def study_create(*, slug: str, questions: int) -> None:
+    """A live study with ``questions`` questions, each explained once per condition."""
+    from studyapp.importing import explanations_read
+    from studyapp.services import study_create_from_explanations
+
+    choices = ["bank", "library", "garden", "kitchen", "school"]
+    lines = [
+        json.dumps(
+            {
+                "condition": condition,
+                "question_id": f"{slug}-q{q:04d}",
+                "question": f"Where would you most likely find thing number {q}?",
+                "choices": choices,
+                "answer": choices[q % 5],
+                "predicted_answer": choices[(q + c) % 5],
+                "explanation": f"Thing {q} is usually found there because "
+                + "people keep such things in that place " * (1 + (q + c) % 4),
+                "student": "t5-v1_1-small",
+                "method": condition.split(":")[0].lower(),
+                "data_variant": condition.split(":")[1],
+                "run": "load-test",
+            }
+        )
+        for q in range(questions)
+        for c, condition in enumerate(CONDITIONS)
+    ]
+    study_create_from_explanations(
+        slug=slug, records=explanations_read(lines), title="Load test", live=True
+    )
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A submission the server acknowledged: what the client sent and was told was saved."""
+
+    pid: str
+    token: str
+    values: tuple[int, ...]
+
+
+def study_check(*, slug: str, acks: list[Ack], pids: list[str]) -> dict[str, Any]:
+    """Compare the database with what the participants were told; return counts of problems."""
+    from django.db.models import Count
+
+    from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
+
+    study = Study.objects.get(slug=slug)
+    participants = {p.prolific_pid: p for p in Participant.objects.filter(study=study)}
+    assignments = {
+        (a.participant.prolific_pid, a.position): a
+        for a in Assignment.objects.filter(participant__study=study).select_related(
+            "participant", "explanation"
+        )
+    }
+    checks = {
+        (c.participant.prolific_pid, c.before_position): c
+        for c in AttentionCheckResponse.objects.filter(participant__study=study).select_related(
+            "participant"
+        )
+    }
+    ratings: dict[int, dict[str, int]] = defaultdict(dict)
+    duplicated = 0
+    for rating in Rating.objects.filter(assignment__participant__study=study):
+        if rating.dimension in ratings[rating.assignment_id]:
+            duplicated += 1
+        ratings[rating.assignment_id][rating.dimension] = rating.value
+
+    lost = 0
+    for ack in acks:
+        kind, _, number = ack.token.partition("-")
+        if kind == "check":
+            check = checks.get((ack.pid, int(number)))
+            lost += check is None or check.answered_at is None
+            continue
+        assignment = assignments.get((ack.pid, int(number)))
+        stored = ratings.get(assignment.pk, {}) if assignment else {}
+        lost += tuple(stored.get(d) for d in DIMENSIONS) != ack.values
+    acked_tokens = Counter((ack.pid, ack.token) for ack in acks)
+
+    per_participant = defaultdict(list)
+    for (pid, _), assignment in assignments.items():
+        per_participant[pid].append(assignment)
+    unbalanced = question_twice = 0
+    for items in per_participant.values():
+        by_condition = Counter(a.explanation.condition_id for a in items)
+        wanted = {study.per_condition} if by_condition else set()
+        unbalanced += set(by_condition.values()) != wanted or len(by_condition) != len(CONDITIONS)
+        question_twice += len({a.question_id for a in items}) != len(items)
+
+    answered = Counter(
+        Assignment.objects.filter(participant__study=study, answered_at__isnull=False)
+        .values_list("explanation_id", flat=True)
+        .iterator()
+    )
+    spread = 0
+    for condition in study.conditions.annotate(n=Count("explanations")):
+        counts = [answered.get(e, 0) for e in condition.explanations.values_list("id", flat=True)]
+        spread = max(spread, max(counts) - min(counts))
+    partial = sum(
+        1
+        for a in assignments.values()
+        if (a.answered_at is not None) != (len(ratings.get(a.pk, {})) == len(DIMENSIONS))
+    )
+    completed = sum(p.status == Participant.Status.COMPLETED for p in participants.values())
+    return {
+        "participants": len(participants),
+        "completed": completed,
+        "not_completed": len(pids) - completed,
+        "acknowledged_submissions": len(acks),
+        "lost": lost,
+        "acknowledged_twice": sum(n > 1 for n in acked_tokens.values()),
+        "duplicated_ratings": duplicated,
+        "partially_stored_items": partial,
+        "unbalanced_participants": unbalanced,
+        "question_twice_participants": question_twice,
+        "exposure_spread_max": spread,
+        "ratings_stored": sum(len(r) for r in ratings.values()),
+    }
+
+
+# --------------------------------------------------------------------------- client side
+
+
+class PageParser(HTMLParser):
+    """The parts of a page a browser without JavaScript acts on: forms, links, assets."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[dict[str, Any]] = []
+        self.links: list[str] = []
+        self.assets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(
+                {
+                    "action": a.get("action", ""),
+                    "method": a.get("method", "get").lower(),
+                    "hidden": {},
+                    "radios": defaultdict(list),
+                    "buttons": [],
+                }
+            )
+        elif tag == "input" and self.forms:
+            form = self.forms[-1]
+            kind = a.get("type", "text")
+            if kind == "hidden":
+                form["hidden"][a.get("name", "")] = a.get("value", "")
+            elif kind == "radio":
+                form["radios"][a.get("name", "")].append(a.get("value", ""))
+        elif tag == "button" and self.forms and a.get("name"):
+            self.forms[-1]["buttons"].append((a["name"], a.get("value", "")))
+        elif tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        elif (tag == "link" and a.get("rel") == "stylesheet") or (tag == "script" and a.get("src")):
+            self.assets.append(a.get("href") or a.get("src", ""))
+
+
+def page_parse(html: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+class RequestFailed(Exception):
+    pass
+
+
+@dataclass
+class Recorder:
+    """Latencies per page type, errors and acknowledged submissions of one phase."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: Counter[str] = field(default_factory=Counter)
+    acks: list[Ack] = field(default_factory=list)
+    rating_times: list[float] = field(default_factory=list)
+    requests: int = 0
+
+    def summary(self, wall: float) -> dict[str, Any]:
+        pages = {
+            kind: {
+                "n": len(values),
+                "p50_ms": round(_percentile(values, 50) * 1000, 1),
+                "p95_ms": round(_percentile(values, 95) * 1000, 1),
+                "p99_ms": round(_percentile(values, 99) * 1000, 1),
+                "max_ms": round(max(values) * 1000, 1),
+            }
+            for kind, values in sorted(self.latencies.items())
+        }
+        window = (max(self.rating_times) - min(self.rating_times)) if self.rating_times else 0
+        return {
+            "wall_s": round(wall, 2),
+            "requests": self.requests,
+            "requests_per_s": round(self.requests / wall, 1) if wall else 0,
+            "ratings": len(self.rating_times),
+            "ratings_per_s": round(len(self.rating_times) / window, 1) if window else 0,
+            "rating_window_s": round(window, 2),
+            "errors": sum(self.errors.values()),
+            "errors_by_kind": dict(self.errors),
+            "pages": pages,
+        }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least q% of values at or below it."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+@dataclass
+class Settings:
+    base_url: str
+    slug: str
+    time_scale: float
+    behind_proxy: bool
+    recover: bool
+
+
+class Participant:
+    """One simulated person with their own cookies, acting on what each page offers."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, settings: Settings, recorder: Recorder, pid: str
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.recorder = recorder
+        self.pid = pid
+        self.rng = random.Random(pid)
+        self.cookies: dict[str, str] = {}
+        self.assets_seen: set[str] = set()
+        self.recoveries = 0
+        self.finished = False
+        split = urlsplit(settings.base_url)
+        # Behind a TLS proxy the app sees https, so a browser's Origin is the https one.
+        scheme = "https" if settings.behind_proxy else split.scheme
+        self.origin = f"{scheme}://{split.netloc}"
+        query = urlencode({"PROLIFIC_PID": pid, "STUDY_ID": "load", "SESSION_ID": f"s-{pid}"})
+        self.entry_url = f"/s/{settings.slug}/?{query}"
+
+    async def think(self) -> None:
+        if self.settings.time_scale > 0:
+            await asyncio.sleep(self.rng.uniform(2, 20) * self.settings.time_scale)
+
+    async def fetch(
+        self, kind: str, method: str, url: str, *, expect: int, data: dict[str, str] | None = None
+    ) -> httpx.Response:
+        headers: dict[str, str] = {}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if self.settings.behind_proxy:
+            headers.update(PROXY_HEADERS)
+        if method == "POST":
+            headers["Origin"] = self.origin
+            headers["Referer"] = self.origin + url
+        began = time.perf_counter()
+        try:
+            response = await self.client.request(method, url, data=data, headers=headers)
+        except httpx.HTTPError as exc:
+            self.recorder.errors[f"{kind}: {type(exc).__name__}"] += 1
+            raise RequestFailed(kind) from exc
+        elapsed = time.perf_counter() - began
+        self.recorder.requests += 1
+        self._cookies_store(response)
+        if response.status_code != expect:
+            self.recorder.errors[f"{kind}: HTTP {response.status_code}"] += 1
+            raise RequestFailed(kind)
+        self.recorder.latencies[kind].append(elapsed)
+        return response
+
+    def _cookies_store(self, response: httpx.Response) -> None:
+        # Cookies are kept by hand: the app marks them Secure (it believes it is on https
+        # behind the proxy), which a stock cookie jar would never send over loopback http.
+        for header in response.headers.get_list("set-cookie"):
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(header)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0" or "1970" in morsel["expires"]:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+
+    async def assets_fetch(self, page: PageParser) -> None:
+        """A browser loads each stylesheet and script once, then keeps it in its cache."""
+        for asset in page.assets:
+            if asset not in self.assets_seen:
+                self.assets_seen.add(asset)
+                await self.fetch("static GET", "GET", asset, expect=200)
+
+    async def run(self, delay: float, deadline: float) -> None:
+        await asyncio.sleep(delay)
+        response = await self._open_link()
+        while time.monotonic() < deadline:
+            try:
+                response = await self._act(response)
+            except RequestFailed:
+                if not self.settings.recover or self.recoveries >= 100:
+                    return
+                self.recoveries += 1
+                await asyncio.sleep(0.5)
+                # Reopened in a new browser: resuming must not depend on the old session.
+                self.cookies.clear()
+                response = await self._open_link()
+                continue
+            if self.finished:
+                return
+
+    async def _open_link(self) -> httpx.Response | None:
+        """Open the Prolific link in a fresh tab, as a person does after an error page."""
+        try:
+            return await self.fetch("entry GET", "GET", self.entry_url, expect=302)
+        except RequestFailed:
+            return None
+
+    async def _act(self, response: httpx.Response | None) -> httpx.Response:
+        if response is None:
+            raise RequestFailed("no page")
+        if response.status_code == 302:
+            location = response.headers["location"]
+            kind = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
+            kind = {
+                "item": "item",
+                "consent": "consent",
+                "instructions": "instructions",
+                "done": "done",
+            }.get(kind, "other")
+            return await self.fetch(f"{kind} GET", "GET", location, expect=200)
+        path = response.url.path
+        page = page_parse(response.text)
+        await self.assets_fetch(page)
+        if path.endswith("/consent/"):
+            await self.think()
+            form = page.forms[0]
+            data = {**form["hidden"], "decision": "agree"}
+            return await self.fetch("consent POST", "POST", form["action"], expect=302, data=data)
+        if path.endswith("/instructions/"):
+            await self.think()
+            start = next(link for link in page.links if link.endswith("/item/"))
+            return await self.fetch("item GET", "GET", start, expect=200)
+        if path.endswith("/item/"):
+            return await self._item_answer(response.text, page)
+        if path.endswith("/done/"):
+            self.finished = True
+            return response
+        raise RequestFailed(f"unexpected page {path}")
+
+    async def _item_answer(self, html: str, page: PageParser) -> httpx.Response:
+        form = next(f for f in page.forms if f["method"] == "post")
+        token = form["hidden"]["step"]
+        if token.startswith("check-"):
+            match = INSTRUCTION.search(html)
+            if match is None:
+                raise RequestFailed("attention check without an instruction")
+            values = (LIKERT_BY_LABEL[match.group(1)],) * len(DIMENSIONS)
+        else:
+            values = tuple(self.rng.randint(1, 5) for _ in DIMENSIONS)
+        if set(form["radios"]) != set(DIMENSIONS):
+            raise RequestFailed("item form without the five rows")
+        await self.think()
+        data = {**form["hidden"], **dict(zip(DIMENSIONS, map(str, values), strict=True))}
+        response = await self.fetch("item POST", "POST", form["action"], expect=302, data=data)
+        self.recorder.acks.append(Ack(self.pid, token, values))
+        if token.startswith("item-"):
+            self.recorder.rating_times.append(time.monotonic())
+        return response
+
+
+async def participants_run(
+    *,
+    settings: Settings,
+    recorder: Recorder,
+    pids: list[str],
+    arrival_seconds: float,
+    deadline_seconds: float,
+    during: Any = None,
+) -> tuple[float, int]:
+    """Run every participant to completion or the deadline; return wall time and how many finished."""
+    limits = httpx.Limits(max_connections=len(pids), max_keepalive_connections=len(pids))
+    timeout = httpx.Timeout(30.0)
+    async with httpx.AsyncClient(
+        base_url=settings.base_url, limits=limits, timeout=timeout
+    ) as client:
+        people = [Participant(client, settings, recorder, pid) for pid in pids]
+        rng = random.Random(settings.slug)
+        began = time.monotonic()
+        deadline = began + deadline_seconds
+        tasks = [
+            asyncio.create_task(p.run(rng.uniform(0, arrival_seconds), deadline)) for p in people
+        ]
+        side = asyncio.create_task(during(recorder)) if during else None
+        await asyncio.wait(tasks, timeout=deadline_seconds + 35)
+        for task in tasks:
+            task.cancel()
+        if side:
+            await side
+        wall = time.monotonic() - began
+    return wall, sum(p.finished for p in people)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    database_url: str
+    base_url: str
+    server: Gunicorn | None
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+
+    def phase(self, name: str, *, time_scale: float, arrival: float, crash: bool) -> dict[str, Any]:
+        slug = f"load-{name}-{self.run_id}"
+        study_create(slug=slug, questions=self.args.questions)
+        pids = [f"{name}{self.run_id}{n:05d}" for n in range(self.args.participants)]
+        settings = Settings(
+            base_url=self.base_url,
+            slug=slug,
+            time_scale=time_scale,
+            behind_proxy=self.server is not None,
+            recover=True,
+        )
+        recorder = Recorder()
+        outage: dict[str, Any] = {}
+        load_before = os.getloadavg()
+        cpu_before = _cpu_times()
+        wall, finished = asyncio.run(
+            participants_run(
+                settings=settings,
+                recorder=recorder,
+                pids=pids,
+                arrival_seconds=arrival,
+                deadline_seconds=self.args.phase_seconds,
+                during=self._crash_midway(outage) if crash else None,
+            )
+        )
+        result = {
+            "participants": len(pids),
+            "finished": finished,
+            "time_scale": time_scale,
+            "arrival_seconds": arrival,
+            **recorder.summary(wall),
+            "database": study_check(slug=slug, acks=recorder.acks, pids=pids),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "cpu_busy_share": _cpu_busy_share(cpu_before, _cpu_times()),
+        }
+        if crash:
+            result["crash"] = outage
+        return result
+
+    def _crash_midway(self, outage: dict[str, Any]) -> Any:
+        server = self.server
+        assert server is not None
+        # Kill once about a third of the expected submissions are in, so participants
+        # are spread over every stage of the flow when the server goes down.
+        target = max(1, self.args.participants * 14 // 3)
+
+        async def crash(recorder: Recorder) -> None:
+            deadline = time.monotonic() + self.args.phase_seconds
+            while len(recorder.acks) < target and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            outage["acknowledged_before_kill"] = len(recorder.acks)
+            killed = time.monotonic()
+            await asyncio.to_thread(server.kill)
+            outage["restart_s"] = round(await asyncio.to_thread(server.start), 2)
+            outage["down_s"] = round(time.monotonic() - killed, 2)
+
+        return crash
+
+
+def _cpu_times() -> tuple[float, float]:
+    with open("/proc/stat") as handle:
+        fields = [float(x) for x in handle.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
+def _cpu_busy_share(before: tuple[float, float], after: tuple[float, float]) -> float:
+    total = after[0] - before[0]
+    return round(1 - (after[1] - before[1]) / total, 2) if total else 0.0
+
+
+def print_phase(name: str, result: dict[str, Any]) -> None:
+    print(f"\n== {name}: {result['participants']} participants, {result['finished']} finished")
+    print(
+        f"   wall {result['wall_s']} s, {result['requests']} requests "
+        f"({result['requests_per_s']}/s), {result['ratings']} ratings "
+        f"({result['ratings_per_s']}/s over {result['rating_window_s']} s), "
+        f"errors {result['errors']} {result['errors_by_kind'] or ''}"
+    )
+    print(f"   {'page':<17}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind, row in result["pages"].items():
+        print(
+            f"   {kind:<17}{row['n']:>7}{row['p50_ms']:>9}{row['p95_ms']:>9}"
+            f"{row['p99_ms']:>9}{row['max_ms']:>9}"
+        )
+    print(f"   database: {result['database']}")
+    if "crash" in result:
+        print(f"   crash: {result['crash']}")
+    print(f"   load average before {result['loadavg_before']}, after {result['loadavg_after']}")
+    sys.stdout.flush()
+
+
+def targets_check(results: dict[str, dict[str, Any]], slo_ms: float, min_rate: float) -> list[str]:
+    """The issue's targets that this run missed, each as one sentence."""
+    missed = []
+    for name, result in results.items():
+        db = result["database"]
+        for problem in (
+            "lost",
+            "duplicated_ratings",
+            "partially_stored_items",
+            "not_completed",
+            "unbalanced_participants",
+            "question_twice_participants",
+        ):
+            if db[problem]:
+                missed.append(f"{name}: {problem} = {db[problem]}")
+        if db["exposure_spread_max"] > 1:
+            missed.append(f"{name}: exposure spread {db['exposure_spread_max']} > 1")
+    if "burst" in results:
+        burst = results["burst"]
+        if burst["errors"]:
+            missed.append(f"burst: {burst['errors']} errors")
+        for kind, row in burst["pages"].items():
+            if row["p99_ms"] >= slo_ms:
+                missed.append(f"burst: {kind} p99 {row['p99_ms']} ms >= {slo_ms} ms")
+    if "saturation" in results and results["saturation"]["ratings_per_s"] < min_rate:
+        missed.append(
+            f"saturation: {results['saturation']['ratings_per_s']} ratings/s < {min_rate}"
+        )
+    return missed
+
+
+# --------------------------------------------------------------------------- main
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", type=int, default=200, help="per phase (default 200)")
+    parser.add_argument(
+        "--modes", default="burst,saturation", help="comma-separated: burst, saturation"
+    )
+    parser.add_argument("--crash", action="store_true", help="add the kill-and-restart phase")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.1,
+        help="factor on the 2-20 s think time per page (1 = real people; default 0.1)",
+    )
+    parser.add_argument("--arrival-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--questions", type=int, default=150, help="questions in the pool, each x 4 conditions"
+    )
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--phase-seconds", type=float, default=600, help="deadline of each phase")
+    parser.add_argument(
+        "--database-url", help="use this PostgreSQL database instead of a throw-away server"
+    )
+    parser.add_argument(
+        "--target-url",
+        help="load an already running server on loopback (needs --database-url; no --crash)",
+    )
+    parser.add_argument("--p99-target-ms", type=float, default=150.0)
+    parser.add_argument("--ratings-target", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = set(modes) - {"burst", "saturation"}
+    if unknown:
+        parser.error(f"--modes: unknown mode(s) {sorted(unknown)}; use burst and/or saturation")
+    args.modes = modes
+    if not 1 <= args.participants <= MAX_PARTICIPANTS:
+        parser.error(f"--participants must be between 1 and {MAX_PARTICIPANTS}")
+    if not 0 < args.phase_seconds <= MAX_PHASE_SECONDS:
+        parser.error(f"--phase-seconds must be between 1 and {MAX_PHASE_SECONDS}")
+    if args.time_scale < 0 or args.arrival_seconds < 0:
+        parser.error("--time-scale and --arrival-seconds cannot be negative")
+    if args.questions < 12:
+        parser.error("--questions must be at least 12 (each participant rates 12 questions)")
+    if args.target_url:
+        host = urlsplit(args.target_url).hostname
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("--target-url must be on loopback (127.0.0.1, localhost or ::1)")
+        if not args.database_url:
+            parser.error("--target-url needs --database-url to check what was stored")
+        if args.crash:
+            parser.error("--crash needs a server this script starts; drop --target-url")
+    if args.database_url and not args.database_url.startswith(("postgres://", "postgresql://")):
+        parser.error("--database-url must be a postgres:// URL")
+    return args
+
+
+@contextlib.contextmanager
+def environment(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, str, Gunicorn | None]]:
+    """Database and server for the run; everything started here is stopped on the way out."""
+    postgres = None if args.database_url else Postgres()
+    server = None
+    try:
+        database_url = args.database_url or postgres.start()  # type: ignore[union-attr]
+        database_create(database_url)
+        if args.target_url:
+            django_setup(database_url)
+            yield database_url, args.target_url.rstrip("/"), None
+            return
+        env = server_environment(database_url)
+        manage(env, "migrate", "--no-input")
+        manage(env, "collectstatic", "--no-input")
+        django_setup(database_url)
+        server = Gunicorn(env, workers=args.workers, threads=args.threads, log=log)
+        server.start()
+        yield database_url, server.url, server
+    finally:
+        if server:
+            server.stop()
+        if postgres:
+            postgres.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    log = Path(tempfile.mkdtemp(prefix="load-")) / "gunicorn.log"
+    phases = [(m, m == "saturation") for m in args.modes]
+    if args.crash:
+        phases.append(("crash", False))
+    results: dict[str, dict[str, Any]] = {}
+    with environment(args, log) as (database_url, base_url, server):
+        run = Run(args=args, database_url=database_url, base_url=base_url, server=server)
+        print(
+            f"server {base_url}, gunicorn {args.workers} workers x {args.threads} threads, "
+            f"log {log}"
+        )
+        for name, saturate in phases:
+            results[name] = run.phase(
+                name,
+                time_scale=0.0 if saturate else args.time_scale,
+                arrival=0.0 if saturate else args.arrival_seconds,
+                crash=name == "crash",
+            )
+            print_phase(name, results[name])
+    server_errors = log.read_text(errors="replace").count("Traceback") if log.exists() else 0
+    missed = targets_check(results, args.p99_target_ms, args.ratings_target)
+    for line in missed:
+        print(f"target missed: {line}")
+    summary = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "settings": {
+            "participants": args.participants,
+            "workers": args.workers,
+            "threads": args.threads,
+            "time_scale": args.time_scale,
+            "questions": args.questions,
+        },
+        "server_tracebacks": server_errors,
+        "phases": results,
+        "targets_met": not missed and not server_errors,
+    }
+    print(json.dumps(summary, separators=(",", ":")))
+    return 0 if summary["targets_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
