@@ -32,7 +32,9 @@ def accuracy_load(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise AnalysisError(f"accuracy file not found: {path}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise AnalysisError(f"accuracy file {path} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+        raise AnalysisError(
+            f"accuracy file {path} is not a readable CSV: {str(exc).splitlines()[0]}"
+        ) from None
     return table
 
 
@@ -72,21 +74,27 @@ def accuracy_anova(
     bad = data["acc"].isna() | ~np.isfinite(data["acc"])
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AnalysisError(f"{accuracy} must be a number; row {first + 1} has {df[accuracy].iloc[first]!r}")
+        raise AnalysisError(
+            f"{accuracy} must be a number; row {first + 1} has {df[accuracy].iloc[first]!r}"
+        )
     if data["m"].nunique() < 2 or data["s"].nunique() < 2:
         raise AnalysisError("the accuracy ANOVA needs at least two methods and two sizes")
     notes: list[str] = []
     replicated = bool(data.groupby(["m", "s"]).size().min() >= 2)
     formula = "acc ~ C(m) * C(s)" if replicated else "acc ~ C(m) + C(s)"
     if not replicated:
-        notes.append("some method × size cell has a single run, so the interaction was not tested (additive model)")
+        notes.append(
+            "some method × size cell has a single run, so the interaction was not tested (additive model)"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = anova_lm(smf.ols(formula, data=data).fit(), typ=2)
     notes.extend(str(w.message).splitlines()[0] for w in caught)
     residual_ss = float(table.loc["Residual", "sum_sq"])
     if table.loc["Residual", "df"] < 1 or residual_ss <= 0:
-        raise AnalysisError("the accuracy ANOVA has no residual variation (every run in a cell is identical)")
+        raise AnalysisError(
+            "the accuracy ANOVA has no residual variation (every run in a cell is identical)"
+        )
     names = {"C(m)": method, "C(s)": size, "C(m):C(s)": f"{method}:{size}", "Residual": "Residual"}
     anova = pd.DataFrame(
         {

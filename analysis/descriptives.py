@@ -8,10 +8,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-DESCRIPTIVES_COLUMNS = ("dimension", "condition", "n", "mean", "sd", "se", "median", "ci_low", "ci_high")
+DESCRIPTIVES_COLUMNS = (
+    "dimension",
+    "condition",
+    "n",
+    "mean",
+    "sd",
+    "se",
+    "median",
+    "ci_low",
+    "ci_high",
+)
 
 
-def descriptives(data: pd.DataFrame, *, dvs: Sequence[str], between: str = "condition") -> pd.DataFrame:
+def descriptives(
+    data: pd.DataFrame, *, dvs: Sequence[str], between: str = "condition"
+) -> pd.DataFrame:
     """n, mean, sd, standard error, median and a t-based 95% CI of each dv per group.
 
     Parameters

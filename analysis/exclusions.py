@@ -60,9 +60,10 @@ def exclusions_apply(
         raise AnalysisError("attention_fail_threshold must be at least 1")
     per_participant = ratings.groupby("participant", sort=False)
     values = ratings[list(DIMENSIONS)]
-    straight = values.min(axis=1).groupby(ratings["participant"]).min() == values.max(axis=1).groupby(
-        ratings["participant"]
-    ).max()
+    straight = (
+        values.min(axis=1).groupby(ratings["participant"]).min()
+        == values.max(axis=1).groupby(ratings["participant"]).max()
+    )
     rules: list[tuple[str, str, pd.Series | None]] = [
         ("researcher", "excluded by a researcher", per_participant["excluded"].any()),
         (
@@ -73,8 +74,12 @@ def exclusions_apply(
         ("straight_lining", "gave the same rating everywhere", straight),
         (
             "too_fast",
-            f"under {min_seconds_per_item:g} s per item on average" if min_seconds_per_item is not None else "not applied (no minimum time)",
-            per_participant["seconds_on_item"].mean() < min_seconds_per_item if min_seconds_per_item is not None else None,
+            f"under {min_seconds_per_item:g} s per item on average"
+            if min_seconds_per_item is not None
+            else "not applied (no minimum time)",
+            per_participant["seconds_on_item"].mean() < min_seconds_per_item
+            if min_seconds_per_item is not None
+            else None,
         ),
     ]
     kept = ratings
@@ -97,7 +102,9 @@ def exclusions_apply(
     rows.append(
         {
             "rule": "outlier",
-            "description": "quality outside 1.5 × IQR of its condition" if drop_outliers else "not applied",
+            "description": "quality outside 1.5 × IQR of its condition"
+            if drop_outliers
+            else "not applied",
             "participants": 0,
             "ratings": int(outliers.sum()),
         }
@@ -106,7 +113,9 @@ def exclusions_apply(
     table = pd.DataFrame(rows, columns=list(EXCLUSION_COLUMNS))
     if kept.empty:
         removed = ", ".join(f"{r['rule']} {r['ratings']}" for r in rows if r["ratings"])
-        raise AnalysisError(f"no ratings are left after exclusions (ratings removed by rule: {removed})")
+        raise AnalysisError(
+            f"no ratings are left after exclusions (ratings removed by rule: {removed})"
+        )
     return Exclusions(kept=kept.reset_index(drop=True), table=table)
 
 

@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
 
 
-def _figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+def _figure(width: float, height: float, *, constrained: bool = True) -> Figure:
+    # Constrained layout fits long labels but costs about half a second on a grid of panels.
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained" if constrained else None)
     FigureCanvasAgg(figure)
     return figure
 
@@ -40,7 +41,11 @@ def figure_means(descriptives: pd.DataFrame) -> Figure:
     width = 0.8 / len(conditions)
     x = np.arange(len(dims))
     for i, condition in enumerate(conditions):
-        rows = descriptives[descriptives["condition"] == condition].set_index("dimension").reindex(dims)
+        rows = (
+            descriptives[descriptives["condition"] == condition]
+            .set_index("dimension")
+            .reindex(dims)
+        )
         axes.bar(
             x + (i - (len(conditions) - 1) / 2) * width,
             rows["mean"].to_numpy(),
@@ -53,16 +58,24 @@ def figure_means(descriptives: pd.DataFrame) -> Figure:
     axes.set_xticks(x, dims, rotation=20, ha="right")
     axes.set_ylim(1, 5)
     axes.set_ylabel("mean rating (1–5) ± SE")
-    axes.legend(title="condition", fontsize="small", ncols=min(4, len(conditions)), loc="upper center")
+    axes.legend(
+        title="condition", fontsize="small", ncols=min(4, len(conditions)), loc="upper center"
+    )
     return figure
 
 
-def figure_distributions(ratings: pd.DataFrame, *, dims: Sequence[str], between: str = "condition") -> Figure:
-    """Box plots of each dimension by condition (one panel per dimension, conditions sorted)."""
+def figure_distributions(
+    ratings: pd.DataFrame, *, dims: Sequence[str], between: str = "condition"
+) -> Figure:
+    """Box plots of each dimension by condition (one panel per dimension, conditions sorted).
+
+    Median lines carry the gid ``median:<dimension>:<condition>``.
+    """
     conditions = sorted(ratings[between].unique())
     columns = 3
     rows_n = int(np.ceil(len(dims) / columns))
-    figure = _figure(4.0 * columns, 3.2 * rows_n)
+    figure = _figure(4.0 * columns, 3.2 * rows_n, constrained=False)
+    figure.subplots_adjust(left=0.05, right=0.98, top=0.95, bottom=0.13, hspace=0.55, wspace=0.2)
     axes_grid = figure.subplots(rows_n, columns, squeeze=False)
     for index, axes in enumerate(axes_grid.ravel()):
         if index >= len(dims):
@@ -70,14 +83,18 @@ def figure_distributions(ratings: pd.DataFrame, *, dims: Sequence[str], between:
             continue
         dim = dims[index]
         groups = [ratings.loc[ratings[between] == c, dim].to_numpy(dtype=float) for c in conditions]
-        axes.boxplot(groups, tick_labels=conditions, showmeans=True)
+        parts = axes.boxplot(groups, tick_labels=conditions, showmeans=True)
+        for condition, median in zip(conditions, parts["medians"], strict=True):
+            median.set_gid(f"median:{dim}:{condition}")
         axes.set_title(dim)
         axes.set_ylim(0.5, 5.5)
         axes.tick_params(axis="x", labelrotation=25, labelsize="small")
     return figure
 
 
-def figure_coefficients(models: dict[str, pd.DataFrame], *, exclude: Sequence[str] = ("Intercept",)) -> Figure:
+def figure_coefficients(
+    models: dict[str, pd.DataFrame], *, exclude: Sequence[str] = ("Intercept",)
+) -> Figure:
     """Coefficient estimates with 95% CIs, one marker series per model (e.g. OLS and mixed).
 
     ``models`` maps a label to a coefficient table (``term, estimate, ci_low, ci_high``).
@@ -92,7 +109,9 @@ def figure_coefficients(models: dict[str, pd.DataFrame], *, exclude: Sequence[st
     for i, (label, table) in enumerate(tables.items()):
         rows = table.set_index("term").reindex(terms)
         estimate = rows["estimate"].to_numpy()
-        errors = np.vstack((estimate - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - estimate))
+        errors = np.vstack(
+            (estimate - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - estimate)
+        )
         axes.errorbar(
             estimate,
             y + (i - (len(tables) - 1) / 2) * offset,
@@ -121,9 +140,21 @@ def figure_interaction(
     axes = figure.add_subplot()
     x = np.arange(len(sizes))
     for i, (name, group) in enumerate(runs.groupby(method, sort=True)):
-        stats = group.groupby(group[size].astype(str))[accuracy].agg(["mean", "std", "count"]).reindex(sizes)
+        stats = (
+            group.groupby(group[size].astype(str))[accuracy]
+            .agg(["mean", "std", "count"])
+            .reindex(sizes)
+        )
         se = (stats["std"] / np.sqrt(stats["count"])).fillna(0).to_numpy()
-        axes.errorbar(x, stats["mean"].to_numpy(), yerr=se, marker="o", capsize=3, label=str(name), color=PALETTE[i % len(PALETTE)])
+        axes.errorbar(
+            x,
+            stats["mean"].to_numpy(),
+            yerr=se,
+            marker="o",
+            capsize=3,
+            label=str(name),
+            color=PALETTE[i % len(PALETTE)],
+        )
     axes.set_xticks(x, sizes)
     axes.set_xlabel(size)
     axes.set_ylabel(f"mean {accuracy} ± SE")

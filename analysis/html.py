@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from itertools import combinations
 from typing import Any
 
 import pandas as pd
@@ -41,10 +42,7 @@ def p_value(value: Any) -> str:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(_cell(c) for c in row) + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -63,7 +61,9 @@ def _figure(images: dict[str, str], name: str, alt: str) -> str:
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{images[name]}"></p>'
 
 
-def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], images: dict[str, str]) -> str:
+def report_html(
+    summary: dict[str, Any], tables: dict[str, pd.DataFrame], images: dict[str, str]
+) -> str:
     """Render the report page from summary.json content, the tables and base64 PNGs."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -74,7 +74,10 @@ def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], images
         "<h2>Exclusions</h2>",
         _table(
             ["rule", "description", "participants", "ratings"],
-            [[r["rule"], r["description"], str(r["participants"]), str(r["ratings"])] for r in summary["exclusions"]],
+            [
+                [r["rule"], r["description"], str(r["participants"]), str(r["ratings"])]
+                for r in summary["exclusions"]
+            ],
         ),
         "<h2>Descriptives</h2>",
         _figure(images, "means", "Mean rating ± SE per dimension and condition"),
@@ -91,11 +94,18 @@ def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], images
         _reliability(summary, tables),
     ]
     if "accuracy" in summary:
-        parts += ["<h2>Accuracy of the distillation runs</h2>", _accuracy(summary), _figure(images, "interaction", "Accuracy by method and student size")]
+        parts += [
+            "<h2>Accuracy of the distillation runs</h2>",
+            _accuracy(summary),
+            _figure(images, "interaction", "Accuracy by method and student size"),
+        ]
     if summary["not_computable"]:
         parts += [
             "<h2>Not computable</h2>",
-            _table(["statistic", "reason"], [[p["what"], p["reason"]] for p in summary["not_computable"]]),
+            _table(
+                ["statistic", "reason"],
+                [[p["what"], p["reason"]] for p in summary["not_computable"]],
+            ),
         ]
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -104,13 +114,21 @@ def report_html(summary: dict[str, Any], tables: dict[str, pd.DataFrame], images
 def _overview(summary: dict[str, Any]) -> str:
     options = summary["options"]
     facts = [
-        ["participants analysed", f"{summary['n_participants']} of {summary['input']['n_participants']}"],
+        [
+            "participants analysed",
+            f"{summary['n_participants']} of {summary['input']['n_participants']}",
+        ],
         ["rated items analysed", f"{summary['n_ratings']} of {summary['input']['n_ratings']}"],
         ["conditions", ", ".join(summary["conditions"])],
         ["reference condition", summary["reference"]],
         ["outliers dropped (1.5 × IQR)", "yes" if options["drop_outliers"] else "no"],
         ["covariates", ", ".join(options["covariates"]) or "none"],
-        ["minimum seconds per item", number(options["min_seconds_per_item"]) if options["min_seconds_per_item"] is not None else "none"],
+        [
+            "minimum seconds per item",
+            number(options["min_seconds_per_item"])
+            if options["min_seconds_per_item"] is not None
+            else "none",
+        ],
     ]
     return _table(["", ""], facts)
 
@@ -119,8 +137,22 @@ def _descriptives(summary: dict[str, Any]) -> str:
     rows = []
     for dv, per_condition in summary["descriptives"].items():
         for condition, d in per_condition.items():
-            ci = f"[{number(d['ci_low'], 2)}, {number(d['ci_high'], 2)}]" if d["ci_low"] is not None else _na("fewer than two ratings")
-            rows.append([dv, condition, str(d["n"]), number(d["mean"], 2), number(d["sd"], 2) if d["sd"] is not None else _na("fewer than two ratings"), number(d["median"], 1), ci])
+            ci = (
+                f"[{number(d['ci_low'], 2)}, {number(d['ci_high'], 2)}]"
+                if d["ci_low"] is not None
+                else _na("fewer than two ratings")
+            )
+            rows.append(
+                [
+                    dv,
+                    condition,
+                    str(d["n"]),
+                    number(d["mean"], 2),
+                    number(d["sd"], 2) if d["sd"] is not None else _na("fewer than two ratings"),
+                    number(d["median"], 1),
+                    ci,
+                ]
+            )
     return _table(["dimension", "condition", "n", "mean", "sd", "median", "95% CI"], rows)
 
 
@@ -130,7 +162,11 @@ def _differences(summary: dict[str, Any]) -> str:
         a, k, lev = summary["anova"][dv], summary["kruskal"][dv], summary["levene"][dv]
         shapiro = summary["shapiro"][dv]
         anova_cells = (
-            [f"F({a['df_between']:g}, {a['df_within']:g}) = {number(a['F'])}", p_value(a["p"]), number(a["eta_sq"])]
+            [
+                f"F({a['df_between']:g}, {a['df_within']:g}) = {number(a['F'])}",
+                p_value(a["p"]),
+                number(a["eta_sq"]),
+            ]
             if a["F"] is not None
             else [_na(a.get("not_computable"))] * 3
         )
@@ -144,44 +180,71 @@ def _differences(summary: dict[str, Any]) -> str:
             shapiro_cell = _na(shapiro.get("not_computable"))
         else:
             tested = [s["p"] for s in shapiro if s["p"] is not None]
-            shapiro_cell = p_value(min(tested)) if tested else _na("fewer than 3 varying values per condition")
+            shapiro_cell = (
+                p_value(min(tested)) if tested else _na("fewer than 3 varying values per condition")
+            )
         rows.append([dv, *anova_cells, *kruskal_cells, levene_cell, shapiro_cell])
     note = (
         "<p class='note'>η² = SS<sub>between</sub>/SS<sub>total</sub>; ε² = H/(n − 1). Levene's test is median-centred; "
         "the Shapiro–Wilk column gives the smallest p over conditions (groups over 5000 are subsampled).</p>"
     )
-    return _table(["dimension", "ANOVA", "p", "η²", "Kruskal–Wallis", "p", "ε²", "Levene p", "Shapiro–Wilk min p"], rows) + note
+    return (
+        _table(
+            [
+                "dimension",
+                "ANOVA",
+                "p",
+                "η²",
+                "Kruskal–Wallis",
+                "p",
+                "ε²",
+                "Levene p",
+                "Shapiro–Wilk min p",
+            ],
+            rows,
+        )
+        + note
+    )
 
 
 def _posthoc(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
-    tukey, dunn = tables["tukey"], tables["dunn"]
-    out = ["<p class='note'>Differences are b − a. Tukey HSD follows the ANOVA; Dunn's test (mean ranks, tie-corrected) follows Kruskal–Wallis.</p>"]
+    found = {
+        (r["dimension"], r["method"], r["a"], r["b"]): r
+        for name in ("tukey", "dunn")
+        for r in tables[name].to_dict("records")
+    }
+    out = [
+        "<p class='note'>Differences are b − a. Tukey HSD follows the ANOVA; "
+        "Dunn's test (mean ranks, tie-corrected) follows Kruskal–Wallis.</p>"
+    ]
+    headers = [
+        "pair (a vs b)",
+        "mean diff",
+        "Tukey q",
+        "Tukey p",
+        "Dunn z",
+        "Dunn p (Bonferroni)",
+        "Dunn p (Holm)",
+    ]
     for dv in summary["dimensions"]:
-        t = tukey[tukey["dimension"] == dv] if "dimension" in tukey else tukey.iloc[0:0]
-        d = dunn[dunn["dimension"] == dv] if "dimension" in dunn else dunn.iloc[0:0]
-        bonf = d[d["method"] == "dunn-bonferroni"].set_index(["a", "b"]) if len(d) else None
-        holm = d[d["method"] == "dunn-holm"].set_index(["a", "b"]) if len(d) else None
-        pairs = t[["a", "b"]].to_records(index=False).tolist() if len(t) else (bonf.index.tolist() if bonf is not None else [])
         rows = []
-        for a, b in pairs:
-            tk = t[(t["a"] == a) & (t["b"] == b)]
+        for a, b in combinations(summary["conditions"], 2):
+            tukey = found.get((dv, "tukey", a, b))
+            bonferroni = found.get((dv, "dunn-bonferroni", a, b))
+            holm = found.get((dv, "dunn-holm", a, b))
             tukey_cells = (
-                [number(float(tk["mean_diff"].iloc[0])), number(float(tk["q"].iloc[0])), p_value(float(tk["p_adj"].iloc[0]))]
-                if len(tk)
+                [number(tukey["mean_diff"]), number(tukey["q"]), p_value(tukey["p_adj"])]
+                if tukey
                 else [_na(_reason(summary, f"tukey {dv}"))] * 3
             )
             dunn_cells = (
-                [number(float(bonf.loc[(a, b), "z"])), p_value(float(bonf.loc[(a, b), "p_adj"])), p_value(float(holm.loc[(a, b), "p_adj"]))]  # type: ignore[union-attr]
-                if bonf is not None and (a, b) in bonf.index
+                [number(bonferroni["z"]), p_value(bonferroni["p_adj"]), p_value(holm["p_adj"])]
+                if bonferroni and holm
                 else [_na(_reason(summary, f"dunn-bonferroni {dv}"))] * 3
             )
             rows.append([f"{a} vs {b}", *tukey_cells, *dunn_cells])
         out.append(f"<h3>{html.escape(dv)}</h3>")
-        out.append(
-            _table(["pair (a vs b)", "mean diff", "Tukey q", "Tukey p", "Dunn z", "Dunn p (Bonferroni)", "Dunn p (Holm)"], rows)
-            if rows
-            else f"<p class='na'>{html.escape(_na(_reason(summary, f'tukey {dv}')))}</p>"
-        )
+        out.append(_table(headers, rows))
     return "\n".join(out)
 
 
@@ -196,7 +259,14 @@ def _model(title: str, model: dict[str, Any] | None, extra: Sequence[tuple[str, 
         return f"<h3>{html.escape(title)}</h3><p class='na'>{html.escape(_na(model.get('not_computable')))}</p>"
     facts = " · ".join(f"{name}: {html.escape(number(model.get(key)))}" for name, key in extra)
     rows = [
-        [term, number(c["estimate"]), number(c["se"]), number(c["statistic"], 2), p_value(c["p"]), f"[{number(c['ci_low'])}, {number(c['ci_high'])}]"]
+        [
+            term,
+            number(c["estimate"]),
+            number(c["se"]),
+            number(c["statistic"], 2),
+            p_value(c["p"]),
+            f"[{number(c['ci_low'])}, {number(c['ci_high'])}]",
+        ]
         for term, c in model["coef"].items()
     ]
     warn = "".join(f"<p class='note'>{html.escape(w)}</p>" for w in model.get("warnings", []))
@@ -211,22 +281,48 @@ def _regression(summary: dict[str, Any]) -> str:
     reg = summary["regression"]
     parts = [
         _model("OLS", reg["ols"], [("R²", "r_squared"), ("standard errors", "cov_type")]),
-        _model("OLS with covariates", reg["ols_covariates"], [("R²", "r_squared"), ("standard errors", "cov_type"), ("rows without covariates", "rows_dropped_missing_covariates")]),
+        _model(
+            "OLS with covariates",
+            reg["ols_covariates"],
+            [
+                ("R²", "r_squared"),
+                ("standard errors", "cov_type"),
+                ("rows without covariates", "rows_dropped_missing_covariates"),
+            ],
+        ),
         _model(
             "Linear mixed model (random intercept per participant)",
             reg["mixed"],
-            [("participants", "groups"), ("participant variance", "group_variance"), ("residual variance", "residual_variance"), ("ICC", "icc"), ("converged", "converged")],
+            [
+                ("participants", "groups"),
+                ("participant variance", "group_variance"),
+                ("residual variance", "residual_variance"),
+                ("ICC", "icc"),
+                ("converged", "converged"),
+            ],
         ),
     ]
     rows = []
     for dim, model in reg["ordinal"].items():
         if model is None or "coef" not in model:
-            rows.append([dim, _na(None if model is None else model.get("not_computable")), "", "", ""])
+            rows.append(
+                [dim, _na(None if model is None else model.get("not_computable")), "", "", ""]
+            )
             continue
         for term, c in model["coef"].items():
-            rows.append([dim, term, number(c["estimate"]), p_value(c["p"]), "yes" if model["converged"] else "no (estimates unreliable)"])
+            rows.append(
+                [
+                    dim,
+                    term,
+                    number(c["estimate"]),
+                    p_value(c["p"]),
+                    "yes" if model["converged"] else "no (estimates unreliable)",
+                ]
+            )
     parts.append("<h3>Ordinal (cumulative logit) model per dimension</h3>")
-    parts.append("<p class='note'>Estimates are log odds ratios of a higher rating against the reference condition.</p>")
+    parts.append(
+        "<p class='note'>Estimates are log odds ratios of a higher rating against the reference condition.</p>"
+    )
     parts.append(_table(["dimension", "term", "log odds ratio", "p", "converged"], rows))
     return "\n".join(parts)
 
@@ -239,17 +335,27 @@ def _reliability(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> st
         return number(rel[key]) if rel[key] is not None else _na(reasons.get(f"reliability {key}"))
 
     parts = [
-        _table(["coefficient", "value"], [["Cronbach's α", value("cronbach_alpha")], ["McDonald's ω", value("mcdonald_omega")]]),
+        _table(
+            ["coefficient", "value"],
+            [["Cronbach's α", value("cronbach_alpha")], ["McDonald's ω", value("mcdonald_omega")]],
+        ),
         f"<p class='note'>ω: {html.escape(rel['method_omega'])}.</p>",
     ]
     if rel["loadings"]:
-        parts.append(_table(["dimension", "standardised loading"], [[k, number(v)] for k, v in rel["loadings"].items()]))
+        parts.append(
+            _table(
+                ["dimension", "standardised loading"],
+                [[k, number(v)] for k, v in rel["loadings"].items()],
+            )
+        )
     corr = tables["correlations"]
     pearson = corr[corr["method"] == "pearson"].pivot(index="a", columns="b", values="r")
     items = list(dict.fromkeys(corr["a"]))
     pearson = pearson.reindex(index=items, columns=items)
     parts.append("<h3>Inter-dimension correlations (Pearson)</h3>")
-    parts.append(_table(["", *items], [[a, *(number(pearson.loc[a, b], 2) for b in items)] for a in items]))
+    parts.append(
+        _table(["", *items], [[a, *(number(pearson.loc[a, b], 2) for b in items)] for a in items])
+    )
     return "\n".join(parts)
 
 
@@ -258,11 +364,24 @@ def _accuracy(summary: dict[str, Any]) -> str:
     if "anova" not in acc:
         return f"<p class='na'>{html.escape(_na(acc.get('not_computable')))}</p>"
     anova_rows = [
-        [r["source"], number(r["sum_sq"], 4), number(r["df"], 0), number(r["F"]) if r["F"] is not None else "–", p_value(r["p"]) if r["p"] is not None else "–", number(r["eta_sq_partial"]) if r["eta_sq_partial"] is not None else "–"]
+        [
+            r["source"],
+            number(r["sum_sq"], 4),
+            number(r["df"], 0),
+            number(r["F"]) if r["F"] is not None else "–",
+            p_value(r["p"]) if r["p"] is not None else "–",
+            number(r["eta_sq_partial"]) if r["eta_sq_partial"] is not None else "–",
+        ]
         for r in acc["anova"]
     ]
     tukey_rows = [
-        [str(r["size"]), f"{r['a']} vs {r['b']}", number(r["mean_diff"], 4), p_value(r["p_adj"]), f"[{number(r['ci_low'], 4)}, {number(r['ci_high'], 4)}]"]
+        [
+            str(r["size"]),
+            f"{r['a']} vs {r['b']}",
+            number(r["mean_diff"], 4),
+            p_value(r["p_adj"]),
+            f"[{number(r['ci_low'], 4)}, {number(r['ci_high'], 4)}]",
+        ]
         for r in acc["tukey"]
     ]
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in acc["notes"])

@@ -58,12 +58,18 @@ def regression_design(
     """
     conditions = sorted(data["condition"].unique().tolist())
     if reference not in conditions:
-        raise AnalysisError(f"reference condition {reference!r} is not in the data; conditions are: {', '.join(conditions)}")
+        raise AnalysisError(
+            f"reference condition {reference!r} is not in the data; conditions are: {', '.join(conditions)}"
+        )
     keep = pd.Series(True, index=data.index)
     parts: list[pd.DataFrame] = []
     rhs = [f"C(condition, Treatment(reference={reference!r}))", LENGTH]
     for name in covariates:
         values, is_numeric = _covariate(data, name)
+        if values.nunique() < 2:
+            raise AnalysisError(
+                f"covariate {name!r} has a single value, so its effect cannot be estimated"
+            )
         keep &= values.notna()
         parts.append(values.to_frame(name) if is_numeric else _dummies(values, name))
         rhs.append(name if is_numeric else f"C({name})")
@@ -75,17 +81,27 @@ def regression_design(
     design = pd.concat([design, *parts], axis=1).loc[keep]
     for column in design.columns[1:]:
         if design[column].nunique() < 2:
-            raise AnalysisError(f"regression term {column} has a single value, so its effect cannot be estimated")
+            raise AnalysisError(
+                f"regression term {column} has a single value, so its effect cannot be estimated"
+            )
     return design, " + ".join(rhs), int((~keep).sum())
 
 
+def covariates_check(data: pd.DataFrame, covariates: Sequence[str]) -> None:
+    """Raise AnalysisError unless every covariate is an extra (non-ratings) column of ``data``."""
+    extra = [c for c in data.columns if c not in RATINGS_COLUMNS and c != "quality"]
+    for name in covariates:
+        if name in RATINGS_COLUMNS or name == "quality":
+            raise AnalysisError(f"covariate {name!r} is a ratings column, not a covariate")
+        if name not in data.columns:
+            known = ", ".join(extra) if extra else "none"
+            raise AnalysisError(
+                f"covariate {name!r} is not a column of the ratings; extra columns are: {known}"
+            )
+
+
 def _covariate(data: pd.DataFrame, name: str) -> tuple[pd.Series, bool]:
-    if name in RATINGS_COLUMNS or name == "quality":
-        raise AnalysisError(f"covariate {name!r} is a ratings column, not a covariate")
-    if name not in data.columns:
-        extra = [c for c in data.columns if c not in RATINGS_COLUMNS and c != "quality"]
-        known = ", ".join(extra) if extra else "none"
-        raise AnalysisError(f"covariate {name!r} is not a column of the ratings; extra columns are: {known}")
+    covariates_check(data, [name])
     raw = data[name]
     text = raw.astype(str).str.strip()
     missing = raw.isna() | (text == "") | (text.str.lower() == "nan")
@@ -98,12 +114,17 @@ def _covariate(data: pd.DataFrame, name: str) -> tuple[pd.Series, bool]:
 def _dummies(values: pd.Series, name: str) -> pd.DataFrame:
     levels = sorted(values.dropna().unique().tolist())
     return pd.DataFrame(
-        {f"{name}[T.{level}]": (values == level).astype(float).where(values.notna()) for level in levels[1:]},
+        {
+            f"{name}[T.{level}]": (values == level).astype(float).where(values.notna())
+            for level in levels[1:]
+        },
         index=values.index,
     )
 
 
-def _coef_table(terms: Sequence[str], params, se, statistic, p, ci: np.ndarray) -> pd.DataFrame:
+def _coef_table(
+    terms: Sequence[str] | pd.Index, params, se, statistic, p, ci: np.ndarray
+) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "term": list(terms),
@@ -118,7 +139,11 @@ def _coef_table(terms: Sequence[str], params, se, statistic, p, ci: np.ndarray) 
 
 
 def _messages(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught))
+    return tuple(
+        dict.fromkeys(
+            f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught
+        )
+    )
 
 
 def ols_fit(
@@ -145,7 +170,9 @@ def ols_fit(
     design, rhs, dropped = regression_design(data, reference=reference, covariates=covariates)
     y = data.loc[design.index, dv].astype(float)
     if len(y) <= design.shape[1]:
-        raise AnalysisError(f"OLS needs more rated items ({len(y)}) than coefficients ({design.shape[1]})")
+        raise AnalysisError(
+            f"OLS needs more rated items ({len(y)}) than coefficients ({design.shape[1]})"
+        )
     model = sm.OLS(y, design)
     groups = data.loc[design.index, cluster] if cluster else None
     n_clusters = int(groups.nunique()) if groups is not None else 0
@@ -157,7 +184,14 @@ def ols_fit(
         else:
             result = model.fit()
             cov_type = "classical (one cluster or none)"
-    coef = _coef_table(design.columns, result.params, result.bse, result.tvalues, result.pvalues, np.asarray(result.conf_int()))
+    coef = _coef_table(
+        design.columns,
+        result.params,
+        result.bse,
+        result.tvalues,
+        result.pvalues,
+        np.asarray(result.conf_int()),
+    )
     return ModelFit(
         name="ols",
         formula=f"{dv} ~ {rhs}",
@@ -193,7 +227,9 @@ class _FrequencyOrderedModel(OrderedModel):
         # Thresholds of the model without predictors, from the weighted category shares.
         shares = np.bincount(self.endog, weights=self.counts) / self.counts.sum()
         cuts = self.distr.ppf(np.clip(shares.cumsum(), 0, 1))
-        return np.concatenate((np.zeros(self.k_vars), self.transform_reverse_threshold_params(cuts)))
+        return np.concatenate(
+            (np.zeros(self.k_vars), self.transform_reverse_threshold_params(cuts))
+        )
 
 
 def ordinal_fit(data: pd.DataFrame, *, dv: str, reference: str, maxiter: int = 200) -> ModelFit:
@@ -206,14 +242,23 @@ def ordinal_fit(data: pd.DataFrame, *, dv: str, reference: str, maxiter: int = 2
     """
     design, rhs, _ = regression_design(data, reference=reference)
     exog = design.drop(columns="Intercept")
+    # Length in words is on a far larger scale than the dummies, which makes BFGS crawl;
+    # the model is fitted per standard deviation and the coefficient scaled back.
+    scale = pd.Series(1.0, index=exog.columns)
+    scale[LENGTH] = float(exog[LENGTH].std()) or 1.0
+    exog = exog / scale
     frame = exog.copy()
     frame["_y"] = data.loc[design.index, dv].to_numpy()
     compact = frame.groupby(list(frame.columns), sort=True).size().reset_index(name="_count")
     levels = sorted(compact["_y"].unique().tolist())
     if len(levels) < 2:
-        raise AnalysisError(f"{dv}: the ordinal model needs at least two different ratings, all are {levels[0]}")
+        raise AnalysisError(
+            f"{dv}: the ordinal model needs at least two different ratings, all are {levels[0]}"
+        )
     endog = pd.Series(pd.Categorical(compact["_y"], categories=levels, ordered=True))
-    model = _FrequencyOrderedModel(endog, compact[list(exog.columns)], counts=compact["_count"].to_numpy(), distr="logit")
+    model = _FrequencyOrderedModel(
+        endog, compact[list(exog.columns)], counts=compact["_count"].to_numpy(), distr="logit"
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = model.fit(method="bfgs", maxiter=maxiter, disp=False)
@@ -222,28 +267,33 @@ def ordinal_fit(data: pd.DataFrame, *, dv: str, reference: str, maxiter: int = 2
     cov = np.asarray(result.cov_params())
     se = np.sqrt(np.clip(np.diag(cov)[:k], 0, None))
     z = params[:k] / se
+    cuts = model.transform_threshold_params(params)[1:-1]
+    params, se = params[:k] / scale.to_numpy(), se / scale.to_numpy()
     p = 2 * stats.norm.sf(np.abs(z))
     z_crit = stats.norm.ppf(0.975)
-    ci = np.column_stack((params[:k] - z_crit * se, params[:k] + z_crit * se))
-    cuts = model.transform_threshold_params(params)[1:-1]
+    ci = np.column_stack((params - z_crit * se, params + z_crit * se))
     converged = bool(result.mle_retvals.get("converged", False))
     return ModelFit(
         name=f"ordinal:{dv}",
         formula=f"{dv} (ordered) ~ {rhs}, logit link",
         n=int(compact["_count"].sum()),
-        coef=_coef_table(exog.columns, params[:k], se, z, p, ci),
+        coef=_coef_table(exog.columns, params, se, z, p, ci),
         stats={
             "converged": converged,
-            "iterations": int(result.mle_retvals.get("iterations", -1)),
+            "function_evaluations": int(result.mle_retvals.get("fcalls", 0)),
             "log_likelihood": float(result.llf),
-            "thresholds": {f"{a}|{b}": float(c) for a, b, c in zip(levels[:-1], levels[1:], cuts, strict=True)},
+            "thresholds": {
+                f"{a}|{b}": float(c) for a, b, c in zip(levels[:-1], levels[1:], cuts, strict=True)
+            },
             "distinct_rows": len(compact),
         },
         warnings=_messages(caught),
     )
 
 
-def random_intercept_reml(y: np.ndarray, x: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, float, float]:
+def random_intercept_reml(
+    y: np.ndarray, x: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, float, float]:
     """REML estimates of ``y = x b + u_group + e`` by the profiled likelihood in one variable.
 
     With ``g = var(u) / var(e)``, each group's covariance is ``s2 (I + g 11')``; subtracting
@@ -277,7 +327,12 @@ def random_intercept_reml(y: np.ndarray, x: np.ndarray, groups: np.ndarray) -> t
 
 
 def mixed_fit(
-    data: pd.DataFrame, *, dv: str = "quality", reference: str, group: str = "participant", maxiter: int = 50
+    data: pd.DataFrame,
+    *,
+    dv: str = "quality",
+    reference: str,
+    group: str = "participant",
+    maxiter: int = 50,
 ) -> ModelFit:
     """Linear mixed model with a random intercept per participant (statsmodels MixedLM, REML).
 
@@ -290,7 +345,9 @@ def mixed_fit(
     groups = data.loc[design.index, group].to_numpy()
     n_groups = len(pd.unique(groups))
     if n_groups < 2:
-        raise AnalysisError(f"the mixed model needs ratings from at least two {group}s, found {n_groups}")
+        raise AnalysisError(
+            f"the mixed model needs ratings from at least two {group}s, found {n_groups}"
+        )
     x = design.to_numpy()
     beta, group_var, resid_var = random_intercept_reml(y, x, groups)
     model = MixedLM(y, design, groups=groups)
@@ -306,13 +363,22 @@ def mixed_fit(
         name="mixed",
         formula=f"{dv} ~ {rhs} + (1 | {group})",
         n=len(y),
-        coef=_coef_table(design.columns, result.fe_params, result.bse_fe, np.asarray(result.tvalues)[:k], np.asarray(result.pvalues)[:k], ci),
+        coef=_coef_table(
+            design.columns,
+            result.fe_params,
+            result.bse_fe,
+            np.asarray(result.tvalues)[:k],
+            np.asarray(result.pvalues)[:k],
+            ci,
+        ),
         stats={
             "converged": bool(result.converged),
             "groups": n_groups,
             "group_variance": group_var,
             "residual_variance": resid_var,
-            "icc": group_var / (group_var + resid_var) if group_var + resid_var > 0 else float("nan"),
+            "icc": group_var / (group_var + resid_var)
+            if group_var + resid_var > 0
+            else float("nan"),
             "method": "REML",
         },
         warnings=_messages(caught),

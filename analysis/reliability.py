@@ -126,8 +126,8 @@ def correlations(data: pd.DataFrame, *, items: Sequence[str]) -> pd.DataFrame:
     frame = data[list(items)].astype(float)
     rows = []
     for method in ("pearson", "spearman"):
-        matrix = frame.corr(method=method)
-        for a in items:
-            for b in items:
-                rows.append({"method": method, "a": a, "b": b, "r": float(matrix.loc[a, b])})
+        matrix = frame.corr(method=method).to_numpy()
+        for i, a in enumerate(items):
+            for j, b in enumerate(items):
+                rows.append({"method": method, "a": a, "b": b, "r": float(matrix[i, j])})
     return pd.DataFrame(rows)

@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from analysis.errors import AnalysisError
 from analysis.exclusions import exclusions_apply
 from analysis.html import report_html
 from analysis.load import DIMENSIONS, QUALITY, conditions_check, ratings_load, reference_default
-from analysis.regression import ModelFit, mixed_fit, ols_fit, ordinal_fit
+from analysis.regression import ModelFit, covariates_check, mixed_fit, ols_fit, ordinal_fit
 from analysis.reliability import correlations, cronbach_alpha, mcdonald_omega, one_factor_ml
 from analysis.tests_differences import anova_oneway, dunn, kruskal, levene, shapiro, tukey_hsd
 
@@ -62,6 +63,7 @@ def report_write(
     drop_outliers: bool = False,
     covariates: Sequence[str] = (),
     min_seconds_per_item: float | None = None,
+    attention_fail_threshold: int = 2,
     accuracy: pd.DataFrame | None = None,
     timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
@@ -83,6 +85,8 @@ def report_write(
         Extra (demographic) columns for a second OLS model.
     min_seconds_per_item : float, optional
         Exclude participants faster than this on average.
+    attention_fail_threshold : int
+        Exclude participants with this many failed attention checks or more.
     accuracy : pandas.DataFrame, optional
         Accuracy of the distillation runs (``method, size, accuracy``) for the two-way ANOVA.
     timings : dict, optional
@@ -104,10 +108,14 @@ def report_write(
     problems = _Problems()
     with _stage(timings, "load"):
         data = ratings_load(ratings, reference=reference)
+        covariates_check(data, covariates)
         _check_variation(data)
     with _stage(timings, "exclusions"):
         excluded = exclusions_apply(
-            data, min_seconds_per_item=min_seconds_per_item, drop_outliers=drop_outliers
+            data,
+            min_seconds_per_item=min_seconds_per_item,
+            drop_outliers=drop_outliers,
+            attention_fail_threshold=attention_fail_threshold,
         )
         kept = excluded.kept
         conditions = conditions_check(kept, reference=reference)
@@ -128,7 +136,9 @@ def report_write(
         )
     with _stage(timings, "ordinal"):
         ordinal = {
-            dim: problems.attempt(f"ordinal {dim}", lambda dim=dim: ordinal_fit(kept, dv=dim, reference=reference))
+            dim: problems.attempt(
+                f"ordinal {dim}", partial(ordinal_fit, kept, dv=dim, reference=reference)
+            )
             for dim in DIMENSIONS
         }
     with _stage(timings, "mixed"):
@@ -153,6 +163,7 @@ def report_write(
             "drop_outliers": drop_outliers,
             "covariates": list(covariates),
             "min_seconds_per_item": min_seconds_per_item,
+            "attention_fail_threshold": attention_fail_threshold,
         },
         exclusions=excluded.table,
         desc=desc,
@@ -164,7 +175,9 @@ def report_write(
         problems=problems,
     )
     with _stage(timings, "write"):
-        tables = _tables(excluded.table, desc, differences, ols, ols_cov, mixed, ordinal, reliability, acc)
+        tables = _tables(
+            excluded.table, desc, differences, ols, ols_cov, mixed, ordinal, reliability, acc
+        )
         _write(out_dir, summary, tables, pngs)
     return summary
 
@@ -172,30 +185,40 @@ def report_write(
 def _check_variation(data: pd.DataFrame) -> None:
     values = np.unique(data[list(DIMENSIONS)].to_numpy())
     if len(values) == 1:
-        raise AnalysisError(f"every rating in the data is {values[0]}, so there is no variation to analyse")
+        raise AnalysisError(
+            f"every rating in the data is {values[0]}, so there is no variation to analyse"
+        )
 
 
-def _differences(kept: pd.DataFrame, problems: _Problems) -> dict[str, dict[str, pd.DataFrame | None]]:
+def _differences(
+    kept: pd.DataFrame, problems: _Problems
+) -> dict[str, dict[str, pd.DataFrame | None]]:
     tests: dict[str, Callable[..., pd.DataFrame]] = {
         "anova": anova_oneway,
         "kruskal": kruskal,
         "levene": levene,
         "shapiro": shapiro,
         "tukey": tukey_hsd,
-        "dunn-bonferroni": lambda d, dv: dunn(d, dv=dv, p_adjust_method="bonferroni"),
-        "dunn-holm": lambda d, dv: dunn(d, dv=dv, p_adjust_method="holm"),
+        "dunn-bonferroni": partial(dunn, p_adjust_method="bonferroni"),
+        "dunn-holm": partial(dunn, p_adjust_method="holm"),
     }
     return {
-        name: {dv: problems.attempt(f"{name} {dv}", lambda test=test, dv=dv: test(kept, dv=dv)) for dv in DVS}
+        name: {dv: problems.attempt(f"{name} {dv}", partial(test, kept, dv=dv)) for dv in DVS}
         for name, test in tests.items()
     }
 
 
 def _reliability(kept: pd.DataFrame, problems: _Problems) -> dict[str, Any]:
     return {
-        "cronbach_alpha": problems.attempt("reliability cronbach_alpha", lambda: cronbach_alpha(kept, items=DIMENSIONS)),
-        "mcdonald_omega": problems.attempt("reliability mcdonald_omega", lambda: mcdonald_omega(kept, items=DIMENSIONS)),
-        "loadings": problems.attempt("reliability loadings", lambda: one_factor_ml(kept, items=DIMENSIONS)),
+        "cronbach_alpha": problems.attempt(
+            "reliability cronbach_alpha", lambda: cronbach_alpha(kept, items=DIMENSIONS)
+        ),
+        "mcdonald_omega": problems.attempt(
+            "reliability mcdonald_omega", lambda: mcdonald_omega(kept, items=DIMENSIONS)
+        ),
+        "loadings": problems.attempt(
+            "reliability loadings", lambda: one_factor_ml(kept, items=DIMENSIONS)
+        ),
         "correlations": correlations(kept, items=DIMENSIONS),
     }
 
@@ -213,7 +236,9 @@ def _figures(
     }
     coefficient_tables = {f"{m.name.upper()}": m.coef for m in (ols, mixed) if m is not None}
     if coefficient_tables:
-        made["coefficients"] = figures.figure_coefficients(coefficient_tables, exclude=("Intercept", "explanation_length"))
+        made["coefficients"] = figures.figure_coefficients(
+            coefficient_tables, exclude=("Intercept", "explanation_length")
+        )
     if accuracy is not None:
         made["interaction"] = figures.figure_interaction(accuracy)
     return {name: figures.figure_png(figure) for name, figure in made.items()}
@@ -252,8 +277,14 @@ def _model_json(fit: ModelFit | None, reason: str | None) -> dict[str, Any] | No
         }
         for row in fit.coef.itertuples()
     }
-    extra = {k: v for k, v in fit.stats.items()}
-    return {"formula": fit.formula, "n": fit.n, **extra, "coef": coef, "warnings": list(fit.warnings)}
+    extra = dict(fit.stats.items())
+    return {
+        "formula": fit.formula,
+        "n": fit.n,
+        **extra,
+        "coef": coef,
+        "warnings": list(fit.warnings),
+    }
 
 
 def _summary(
@@ -279,7 +310,13 @@ def _summary(
             table = differences[name][dv]
             if table is not None:
                 entries.extend(
-                    {"a": r["a"], "b": r["b"], "statistic": r[statistic], "p_adj": r["p_adj"], "method": r["method"]}
+                    {
+                        "a": r["a"],
+                        "b": r["b"],
+                        "statistic": r[statistic],
+                        "p_adj": r["p_adj"],
+                        "method": r["method"],
+                    }
                     for r in table.to_dict("records")
                 )
         posthoc[dv] = entries
@@ -290,39 +327,71 @@ def _summary(
         "conditions": conditions,
         "dimensions": list(DVS),
         "anova": {
-            dv: _record(differences["anova"][dv], ("F", "df_between", "df_within", "p", "eta_sq"), problems.reason(f"anova {dv}"))
+            dv: _record(
+                differences["anova"][dv],
+                ("F", "df_between", "df_within", "p", "eta_sq"),
+                problems.reason(f"anova {dv}"),
+            )
             for dv in DVS
         },
         "kruskal": {
-            dv: _record(differences["kruskal"][dv], ("H", "df", "p", "epsilon_sq"), problems.reason(f"kruskal {dv}"))
+            dv: _record(
+                differences["kruskal"][dv],
+                ("H", "df", "p", "epsilon_sq"),
+                problems.reason(f"kruskal {dv}"),
+            )
             for dv in DVS
         },
         "posthoc": posthoc,
         "regression": {
             "ols": _model_json(models["ols"], problems.reason("regression ols")),
-            "ols_covariates": _model_json(models["ols_covariates"], problems.reason("regression ols_covariates")),
+            "ols_covariates": _model_json(
+                models["ols_covariates"], problems.reason("regression ols_covariates")
+            ),
             "mixed": _model_json(models["mixed"], problems.reason("regression mixed")),
-            "ordinal": {dim: _model_json(fit, problems.reason(f"ordinal {dim}")) for dim, fit in ordinal.items()},
+            "ordinal": {
+                dim: _model_json(fit, problems.reason(f"ordinal {dim}"))
+                for dim, fit in ordinal.items()
+            },
         },
         "reference": reference,
         "options": options,
         "input": {"n_participants": int(data["participant"].nunique()), "n_ratings": len(data)},
         "exclusions": exclusions.to_dict("records"),
         "descriptives": {
-            dv: {r["condition"]: {k: r[k] for k in ("n", "mean", "sd", "se", "median", "ci_low", "ci_high")} for r in rows.to_dict("records")}
+            dv: {
+                r["condition"]: {
+                    k: r[k] for k in ("n", "mean", "sd", "se", "median", "ci_low", "ci_high")
+                }
+                for r in rows.to_dict("records")
+            }
             for dv, rows in desc.groupby("dimension", sort=False)
         },
-        "levene": {dv: _record(differences["levene"][dv], ("W", "df_between", "df_within", "p"), problems.reason(f"levene {dv}")) for dv in DVS},
+        "levene": {
+            dv: _record(
+                differences["levene"][dv],
+                ("W", "df_between", "df_within", "p"),
+                problems.reason(f"levene {dv}"),
+            )
+            for dv in DVS
+        },
         "shapiro": {
-            dv: (t.drop(columns="note").to_dict("records") if t is not None else {"not_computable": problems.reason(f"shapiro {dv}")})
+            dv: (
+                t.drop(columns="note").to_dict("records")
+                if t is not None
+                else {"not_computable": problems.reason(f"shapiro {dv}")}
+            )
             for dv, t in differences["shapiro"].items()
         },
         "reliability": {
             "cronbach_alpha": reliability["cronbach_alpha"],
             "mcdonald_omega": reliability["mcdonald_omega"],
-            "loadings": None if loadings is None else dict(zip(loadings["item"], loadings["loading"], strict=True)),
+            "loadings": None
+            if loadings is None
+            else dict(zip(loadings["item"], loadings["loading"], strict=True)),
             "method_omega": "one-factor maximum-likelihood model on the item correlations; omega of the raw sum score",
-            "not_computable": [p for p in problems.items if p["what"].startswith("reliability")] or None,
+            "not_computable": [p for p in problems.items if p["what"].startswith("reliability")]
+            or None,
         },
         "not_computable": problems.items,
     }
@@ -349,15 +418,25 @@ def _tables(
     acc: AccuracyAnova | None,
 ) -> dict[str, pd.DataFrame]:
     def stacked(parts: dict[str, pd.DataFrame | None], key: str = "dimension") -> pd.DataFrame:
-        frames = [t.assign(**{key: name})[[key, *t.columns]] for name, t in parts.items() if t is not None]
+        frames = [
+            t.assign(**{key: name})[[key, *t.columns]] for name, t in parts.items() if t is not None
+        ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({key: []})
 
     tables = {
         "exclusions": exclusions,
         "descriptives": desc,
-        **{name: stacked(differences[name]) for name in ("anova", "kruskal", "levene", "shapiro", "tukey")},
-        "dunn": pd.concat([stacked(differences["dunn-bonferroni"]), stacked(differences["dunn-holm"])], ignore_index=True),
-        "regression_ordinal": stacked({dim: fit.coef if fit else None for dim, fit in ordinal.items()}),
+        **{
+            name: stacked(differences[name])
+            for name in ("anova", "kruskal", "levene", "shapiro", "tukey")
+        },
+        "dunn": pd.concat(
+            [stacked(differences["dunn-bonferroni"]), stacked(differences["dunn-holm"])],
+            ignore_index=True,
+        ),
+        "regression_ordinal": stacked(
+            {dim: fit.coef if fit else None for dim, fit in ordinal.items()}
+        ),
         "correlations": reliability["correlations"],
         "reliability": pd.DataFrame(
             {
@@ -366,7 +445,11 @@ def _tables(
             }
         ),
     }
-    for name, fit in (("regression_ols", ols), ("regression_ols_covariates", ols_cov), ("regression_mixed", mixed)):
+    for name, fit in (
+        ("regression_ols", ols),
+        ("regression_ols_covariates", ols_cov),
+        ("regression_mixed", mixed),
+    ):
         if fit is not None:
             tables[name] = fit.coef
     if reliability["loadings"] is not None:
@@ -377,7 +460,9 @@ def _tables(
     return tables
 
 
-def _write(out_dir: Path, summary: dict[str, Any], tables: dict[str, pd.DataFrame], pngs: dict[str, bytes]) -> None:
+def _write(
+    out_dir: Path, summary: dict[str, Any], tables: dict[str, pd.DataFrame], pngs: dict[str, bytes]
+) -> None:
     try:
         (out_dir / "tables").mkdir(parents=True, exist_ok=True)
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -385,8 +470,12 @@ def _write(out_dir: Path, summary: dict[str, Any], tables: dict[str, pd.DataFram
             table.to_csv(out_dir / "tables" / f"{name}.csv", index=False)
         for name, png in pngs.items():
             (out_dir / "figures" / f"{name}.png").write_bytes(png)
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (out_dir / "summary.json").write_text(
+            json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
         images = {name: base64.b64encode(png).decode("ascii") for name, png in pngs.items()}
         (out_dir / "report.html").write_text(report_html(summary, tables, images), encoding="utf-8")
     except OSError as exc:
-        raise AnalysisError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
+        raise AnalysisError(
+            f"cannot write the report to {out_dir}: {exc.strerror or exc}"
+        ) from None

@@ -108,7 +108,7 @@ def ratings_simulate(
     columns["excluded"] = np.zeros(n, dtype=bool)
     if covariates:
         columns["age"] = rng.integers(18, 70, n_participants)[participant_idx]
-        columns["gender"] = rng.choice(["female", "male", "other"], p=[0.48, 0.48, 0.04], size=n_participants)[
-            participant_idx
-        ]
+        columns["gender"] = rng.choice(
+            ["female", "male", "other"], p=[0.48, 0.48, 0.04], size=n_participants
+        )[participant_idx]
     return pd.DataFrame(columns)

@@ -61,9 +61,13 @@ def anova_oneway(data: pd.DataFrame, *, dv: str, between: str = "condition") -> 
     ss_within = sum(((v - v.mean()) ** 2).sum() for v in values)
     df_between, df_within = k - 1, n - k
     if df_within < 1:
-        raise AnalysisError(f"{dv}: ANOVA needs more observations than groups ({n} observations, {k} groups)")
+        raise AnalysisError(
+            f"{dv}: ANOVA needs more observations than groups ({n} observations, {k} groups)"
+        )
     if ss_within <= 1e-12 * max(1.0, ss_between):
-        raise AnalysisError(f"{dv}: ANOVA is undefined because ratings do not vary within conditions")
+        raise AnalysisError(
+            f"{dv}: ANOVA is undefined because ratings do not vary within conditions"
+        )
     f = (ss_between / df_between) / (ss_within / df_within)
     return pd.DataFrame(
         {
@@ -96,7 +100,12 @@ def kruskal(data: pd.DataFrame, *, dv: str, between: str = "condition") -> pd.Da
         raise AnalysisError(f"{dv}: Kruskal–Wallis is undefined because every value is the same")
     h, p = stats.kruskal(*values)
     return pd.DataFrame(
-        {"H": [float(h)], "df": [float(len(values) - 1)], "p": [float(p)], "epsilon_sq": [float(h) / (n - 1)]}
+        {
+            "H": [float(h)],
+            "df": [float(len(values) - 1)],
+            "p": [float(p)],
+            "epsilon_sq": [float(h) / (n - 1)],
+        }
     )
 
 
@@ -110,7 +119,9 @@ def levene(data: pd.DataFrame, *, dv: str, between: str = "condition") -> pd.Dat
     """
     _, values = _groups(data, dv, between)
     if all(np.ptp(v) == 0 for v in values):
-        raise AnalysisError(f"{dv}: Levene's test is undefined because ratings do not vary within conditions")
+        raise AnalysisError(
+            f"{dv}: Levene's test is undefined because ratings do not vary within conditions"
+        )
     w, p = stats.levene(*values, center="median")
     n = sum(len(v) for v in values)
     return pd.DataFrame(
@@ -124,7 +135,9 @@ def levene(data: pd.DataFrame, *, dv: str, between: str = "condition") -> pd.Dat
     )
 
 
-def shapiro(data: pd.DataFrame, *, dv: str, between: str = "condition", seed: int = 0) -> pd.DataFrame:
+def shapiro(
+    data: pd.DataFrame, *, dv: str, between: str = "condition", seed: int = 0
+) -> pd.DataFrame:
     """Shapiro–Wilk test of normality in each group.
 
     Groups larger than 5000 are tested on a random subsample of 5000 drawn with ``seed``
@@ -150,7 +163,15 @@ def shapiro(data: pd.DataFrame, *, dv: str, between: str = "condition", seed: in
         else:
             w, p = (float(x) for x in stats.shapiro(tested))
         rows.append(
-            {"condition": name, "n": len(v), "n_tested": len(tested), "W": w, "p": p, "normal": bool(p > 0.05), "note": note}
+            {
+                "condition": name,
+                "n": len(v),
+                "n_tested": len(tested),
+                "W": w,
+                "p": p,
+                "normal": bool(p > 0.05),
+                "note": note,
+            }
         )
     return pd.DataFrame(rows)
 
@@ -174,7 +195,9 @@ def tukey_hsd(data: pd.DataFrame, *, dv: str, between: str = "condition") -> pd.
     df_within = n - k
     ss_within = sum(((v - v.mean()) ** 2).sum() for v in values)
     if df_within < 1 or ss_within <= 0:
-        raise AnalysisError(f"{dv}: Tukey HSD is undefined because ratings do not vary within conditions")
+        raise AnalysisError(
+            f"{dv}: Tukey HSD is undefined because ratings do not vary within conditions"
+        )
     mse = ss_within / df_within
     q_crit = _studentized_range_critical(k, df_within)
     rows = []
@@ -222,10 +245,14 @@ def p_adjust(p_values: np.ndarray | list[float], method: str) -> np.ndarray:
         adjusted = np.empty(m)
         adjusted[order] = np.minimum(1.0, stepped)
         return adjusted
-    raise AnalysisError(f"unknown p-value adjustment {method!r}; use one of: {', '.join(P_ADJUST_METHODS)}")
+    raise AnalysisError(
+        f"unknown p-value adjustment {method!r}; use one of: {', '.join(P_ADJUST_METHODS)}"
+    )
 
 
-def dunn(data: pd.DataFrame, *, dv: str, between: str = "condition", p_adjust_method: str = "bonferroni") -> pd.DataFrame:
+def dunn(
+    data: pd.DataFrame, *, dv: str, between: str = "condition", p_adjust_method: str = "bonferroni"
+) -> pd.DataFrame:
     """Dunn's (1964) pairwise test on mean ranks, with the tie correction.
 
     All observations are ranked together (average ranks for ties). For groups a and b,
@@ -246,7 +273,9 @@ def dunn(data: pd.DataFrame, *, dv: str, between: str = "condition", p_adjust_me
     [1.964, 0.0495]
     """
     if p_adjust_method not in P_ADJUST_METHODS:
-        raise AnalysisError(f"unknown p-value adjustment {p_adjust_method!r}; use one of: {', '.join(P_ADJUST_METHODS)}")
+        raise AnalysisError(
+            f"unknown p-value adjustment {p_adjust_method!r}; use one of: {', '.join(P_ADJUST_METHODS)}"
+        )
     names, values = _groups(data, dv, between)
     pooled = np.concatenate(values)
     n = len(pooled)
@@ -259,7 +288,9 @@ def dunn(data: pd.DataFrame, *, dv: str, between: str = "condition", p_adjust_me
     mean_ranks = [ranks[bounds[g] : bounds[g + 1]].mean() for g in range(len(values))]
     rows = []
     for i, j in combinations(range(len(values)), 2):
-        z = (mean_ranks[j] - mean_ranks[i]) / np.sqrt(variance * (1 / len(values[i]) + 1 / len(values[j])))
+        z = (mean_ranks[j] - mean_ranks[i]) / np.sqrt(
+            variance * (1 / len(values[i]) + 1 / len(values[j]))
+        )
         rows.append(
             {
                 "a": names[i],

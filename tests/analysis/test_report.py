@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from bs4 import BeautifulSoup
+from scipy import stats
+
+from analysis.errors import AnalysisError
+from analysis.load import DIMENSIONS, ratings_load
+from analysis.report import report_write
+from analysis.simulate import ratings_simulate
+
+DVS = [*DIMENSIONS, "quality"]
+NULL_DIMENSIONS = ["plausibility", "understandability", "satisfaction", "contrastiveness"]
+
+
+@pytest.fixture(scope="module")
+def ratings() -> pd.DataFrame:
+    # A known effect on one dimension only: the CF model's explanations are more complete.
+    return ratings_simulate(
+        60, effects={"CF:original": {"completeness": 0.8}}, seed=4, covariates=True
+    )
+
+
+@pytest.fixture(scope="module")
+def runs() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        [
+            {"method": m, "size": s, "accuracy": 0.4 + 0.05 * i + 0.1 * j + rng.normal(0, 0.01)}
+            for i, m in enumerate(["mt", "cf", "mt+cf"])
+            for j, s in enumerate([60, 220, 770])
+            for _ in range(2)
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def report(ratings, runs, tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("report")
+    summary = report_write(ratings, out, covariates=("age", "gender"), accuracy=runs)
+    return summary, out
+
+
+def test_the_simulated_effect_is_recovered_on_its_dimension_only(report):
+    summary, _ = report
+    assert summary["anova"]["completeness"]["p"] < 0.001
+    assert summary["kruskal"]["completeness"]["p"] < 0.001
+    for dim in NULL_DIMENSIONS:
+        assert summary["anova"][dim]["p"] > 0.05, dim
+        assert summary["kruskal"][dim]["p"] > 0.05, dim
+    dunn = [p for p in summary["posthoc"]["completeness"] if p["method"] == "dunn-bonferroni"]
+    assert all((p["p_adj"] < 0.05) == ("CF:original" in (p["a"], p["b"])) for p in dunn)
+    ordinal = summary["regression"]["ordinal"]["completeness"]["coef"]
+    assert all(
+        ordinal[f"condition[T.{c}]"]["estimate"] < 0
+        for c in ["MT:original", "MT+CF:original", "MT+CF:revised"]
+    )
+    assert summary["reference"] == "CF:original"
+
+
+def test_summary_has_the_design_schema(report):
+    summary, out = report
+    on_disk = json.loads(
+        (out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON")
+    )
+    assert on_disk == summary
+    assert summary["n_participants"] == 60 - sum(r["participants"] for r in summary["exclusions"])
+    assert summary["n_ratings"] == 12 * summary["n_participants"]
+    assert summary["conditions"] == [
+        "CF:original",
+        "MT+CF:original",
+        "MT+CF:revised",
+        "MT:original",
+    ]
+    assert summary["dimensions"] == DVS
+    for dim in DVS:
+        assert set(summary["anova"][dim]) == {"F", "df_between", "df_within", "p", "eta_sq"}
+        assert set(summary["kruskal"][dim]) == {"H", "df", "p", "epsilon_sq"}
+        assert {p["method"] for p in summary["posthoc"][dim]} == {
+            "tukey",
+            "dunn-bonferroni",
+            "dunn-holm",
+        }
+        assert all(
+            {"a", "b", "statistic", "p_adj", "method"} <= set(p) for p in summary["posthoc"][dim]
+        )
+    ols = summary["regression"]["ols"]
+    assert {"formula", "n", "r_squared", "coef"} <= set(ols)
+    assert all({"estimate", "se", "p"} <= set(c) for c in ols["coef"].values())
+    assert summary["regression"]["ols_covariates"]["coef"]["age"]["se"] > 0
+
+
+def test_summary_statistics_match_direct_computations(report, ratings):
+    summary, _ = report
+    kept = ratings_load(ratings)
+    kept = kept[kept["attention_failed"] < 2]
+    groups = [g["quality"].to_numpy() for _, g in kept.groupby("condition")]
+    assert summary["anova"]["quality"]["F"] == pytest.approx(stats.f_oneway(*groups).statistic)
+    assert summary["kruskal"]["quality"]["H"] == pytest.approx(stats.kruskal(*groups).statistic)
+    expected = smf.ols(
+        "quality ~ C(condition, Treatment(reference='CF:original')) + explanation_length", data=kept
+    ).fit()
+    coef = summary["regression"]["ols"]["coef"]
+    assert coef["explanation_length"]["estimate"] == pytest.approx(
+        expected.params["explanation_length"]
+    )
+    assert summary["regression"]["ols"]["r_squared"] == pytest.approx(expected.rsquared)
+
+
+def test_tables_and_figures_are_written_at_full_precision(report):
+    summary, out = report
+    anova = pd.read_csv(out / "tables" / "anova.csv").set_index("dimension")
+    assert anova.loc["completeness", "F"] == summary["anova"]["completeness"]["F"]
+    ols = pd.read_csv(out / "tables" / "regression_ols.csv").set_index("term")
+    assert (
+        ols.loc["explanation_length", "se"]
+        == summary["regression"]["ols"]["coef"]["explanation_length"]["se"]
+    )
+    expected_tables = {
+        "exclusions", "descriptives", "anova", "kruskal", "levene", "shapiro", "tukey", "dunn",
+        "regression_ols", "regression_ols_covariates", "regression_mixed", "regression_ordinal",
+        "reliability", "factor_loadings", "correlations", "accuracy_anova", "accuracy_tukey",
+    }  # fmt: skip
+    assert {p.stem for p in (out / "tables").glob("*.csv")} == expected_tables
+    assert {p.stem for p in (out / "figures").glob("*.png")} == {
+        "means",
+        "distributions",
+        "coefficients",
+        "interaction",
+    }
+
+
+def _cells(soup: BeautifulSoup, heading: str) -> list[list[str]]:
+    table = soup.find(lambda tag: tag.name in ("h2", "h3") and tag.get_text() == heading).find_next(
+        "table"
+    )
+    return [
+        [td.get_text() for td in tr.find_all("td")]
+        for tr in table.find_all("tr")
+        if tr.find_all("td")
+    ]
+
+
+def test_the_html_report_shows_the_same_numbers_rounded(report):
+    summary, out = report
+    html = (out / "report.html").read_text()
+    soup = BeautifulSoup(html, "html.parser")
+    rows = {r[0]: r for r in _cells(soup, "Tests of differences between conditions")}
+    a, k = summary["anova"]["completeness"], summary["kruskal"]["completeness"]
+    assert rows["completeness"][1] == f"F(3, {a['df_within']:g}) = {a['F']:.3f}"
+    assert rows["completeness"][2] == "< 0.0001"
+    assert rows["satisfaction"][2] == f"{summary['anova']['satisfaction']['p']:.4f}"
+    assert rows["completeness"][4] == f"H(3) = {k['H']:.3f}"
+    desc = {(r[0], r[1]): r for r in _cells(soup, "Descriptives")}
+    d = summary["descriptives"]["completeness"]["CF:original"]
+    assert desc[("completeness", "CF:original")][3] == f"{d['mean']:.2f}"
+    alpha = _cells(soup, "Reliability of the five-dimension scale")[0]
+    assert alpha[1] == f"{summary['reliability']['cronbach_alpha']:.3f}"
+    ols_rows = {r[0]: r for r in _cells(soup, "OLS")}
+    assert (
+        ols_rows["explanation_length"][1]
+        == f"{summary['regression']['ols']['coef']['explanation_length']['estimate']:.3f}"
+    )
+    assert "nan" not in soup.get_text().lower().split()
+
+
+def test_the_html_report_embeds_every_figure(report):
+    _, out = report
+    soup = BeautifulSoup((out / "report.html").read_text(), "html.parser")
+    embedded = [img["src"] for img in soup.find_all("img")]
+    assert len(embedded) == 4
+    for name in ("means", "distributions", "coefficients", "interaction"):
+        data = base64.b64encode((out / "figures" / f"{name}.png").read_bytes()).decode()
+        assert f"data:image/png;base64,{data}" in embedded
+    assert not soup.find_all(["script", "link"])  # self-contained
+
+
+def test_a_constant_dimension_is_reported_as_not_computable(tmp_path):
+    ratings = ratings_simulate(16, seed=5).assign(contrastiveness=3)
+    summary = report_write(ratings, tmp_path)
+    entry = summary["anova"]["contrastiveness"]
+    assert entry["F"] is None
+    assert (
+        entry["not_computable"]
+        == "contrastiveness: ANOVA is undefined because ratings do not vary within conditions"
+    )
+    assert summary["regression"]["ordinal"]["contrastiveness"]["not_computable"].startswith(
+        "contrastiveness: the ordinal model"
+    )
+    assert summary["reliability"]["cronbach_alpha"] is None
+    html = (tmp_path / "report.html").read_text()
+    assert "not computable: contrastiveness: ANOVA is undefined" in html
+    assert "not computable: reliability is undefined because contrastiveness never varies" in html
+    assert "nan" not in BeautifulSoup(html, "html.parser").get_text().lower().split()
+    json.loads(
+        (tmp_path / "summary.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"{c} in JSON"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("ratings", "options", "message"),
+    [
+        (
+            ratings_simulate(5, conditions=["CF:original"], seed=0),
+            {},
+            "needs at least two; found only 'CF:original'",
+        ),
+        (
+            ratings_simulate(5, seed=0).assign(**dict.fromkeys(DIMENSIONS, 3)),
+            {},
+            "every rating in the data is 3",
+        ),
+        (
+            ratings_simulate(5, seed=0).assign(attention_failed=4),
+            {},
+            "no ratings are left after exclusions",
+        ),
+        (
+            ratings_simulate(5, seed=0),
+            {"reference": "GPT"},
+            "reference condition 'GPT' is not in the data",
+        ),
+        (ratings_simulate(5, seed=0), {"covariates": ["age"]}, "covariate 'age' is not a column"),
+    ],
+)
+def test_degenerate_input_gets_a_clear_message(tmp_path, ratings, options, message):
+    with pytest.raises(AnalysisError, match=message):
+        report_write(ratings, tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_exclusion_options_are_applied_and_recorded(ratings, tmp_path):
+    timings: dict[str, float] = {}
+    summary = report_write(
+        ratings,
+        tmp_path,
+        drop_outliers=True,
+        min_seconds_per_item=19,
+        reference="MT:original",
+        timings=timings,
+    )
+    rules = {r["rule"]: r for r in summary["exclusions"]}
+    assert rules["too_fast"]["participants"] > 0
+    assert summary["options"] == {
+        "reference": "MT:original",
+        "drop_outliers": True,
+        "covariates": [],
+        "min_seconds_per_item": 19,
+        "attention_fail_threshold": 2,
+    }
+    assert summary["n_ratings"] == summary["input"]["n_ratings"] - sum(
+        r["ratings"] for r in summary["exclusions"]
+    )
+    assert "condition[T.CF:original]" in summary["regression"]["ols"]["coef"]
+    assert set(timings) >= {
+        "load",
+        "exclusions",
+        "differences",
+        "ordinal",
+        "mixed",
+        "figures",
+        "write",
+    }
