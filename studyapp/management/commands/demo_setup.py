@@ -29,13 +29,14 @@ def researcher_ensure(*, username: str = DEMO_USERNAME) -> str | None:
     return password
 
 
-def demo_study_ensure(*, slug: str = DEMO_SLUG, fixture: Path = DEMO_FIXTURE) -> Study | None:
+def demo_study_ensure(*, slug: str = DEMO_SLUG, fixture: Path | None = None) -> Study | None:
     """Return the live demo study, creating it from the bundled fixture when it is missing.
 
     A demo study that already exists (for example one the distillation demo created from
     its own explanations) is only opened, never re-imported. None when there is neither a
     study nor a fixture.
     """
+    fixture = fixture or DEMO_FIXTURE
     study = Study.objects.filter(slug=slug).first()
     if study is None:
         if not fixture.is_file():
