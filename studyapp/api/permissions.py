@@ -1,9 +1,10 @@
-"""Who may use the API and how often: staff accounts only, throttled per user and per address."""
+"""Who may use the API and how often: staff accounts only, throttled per account and address."""
 
 from __future__ import annotations
 
 from rest_framework.permissions import IsAdminUser
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
 
 
 class IsResearcher(IsAdminUser):
@@ -13,12 +14,39 @@ class IsResearcher(IsAdminUser):
 
 
 class ResearcherRateThrottle(UserRateThrottle):
-    """Per-account limit (``DEFAULT_THROTTLE_RATES['user']``)."""
+    """Per-account limit on calls (``DEFAULT_THROTTLE_RATES['user']``)."""
 
 
-class AnonymousRateThrottle(AnonRateThrottle):
-    """Per-address limit for unauthenticated calls, which slows down token guessing."""
+class FailedAuthenticationThrottle(SimpleRateThrottle):
+    """Per-address limit on refused logins (``DEFAULT_THROTTLE_RATES['anon']``).
+
+    DRF checks throttles only after authentication and permissions pass, so a caller
+    guessing tokens would never be throttled. This one is checked before authentication
+    and counts only the calls that failed it, so researchers' own calls never use it up.
+    """
+
+    scope = "anon"
+
+    def get_cache_key(self, request: Request, view: object) -> str:
+        return self.cache_format % {"scope": "failed-auth", "ident": self.get_ident(request)}
+
+    def _history(self, request: Request) -> list[float]:
+        self.key = self.get_cache_key(request, None)
+        self.now = self.timer()
+        return [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
+
+    def is_blocked(self, request: Request) -> bool:
+        if self.rate is None:
+            return False
+        self.history = self._history(request)
+        return len(self.history) >= self.num_requests
+
+    def failure_record(self, request: Request) -> None:
+        if self.rate is None:
+            return
+        history = self._history(request)
+        self.cache.set(self.key, [self.now, *history], self.duration)
 
 
 RESEARCHER_PERMISSIONS = [IsResearcher]
-RESEARCHER_THROTTLES = [ResearcherRateThrottle, AnonymousRateThrottle]
+RESEARCHER_THROTTLES = [ResearcherRateThrottle]

@@ -140,3 +140,9 @@ class RatingRowSerializer(serializers.Serializer):
     language = serializers.CharField(required=False, allow_null=True)
     student_status = serializers.CharField(required=False, allow_null=True)
     employment_status = serializers.CharField(required=False, allow_null=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        # DRF would fill an absent nullable field with None; a row without covariates
+        # must stay without those keys, as the CSV has no such columns then.
+        data = super().to_representation(instance)
+        return {key: value for key, value in data.items() if key in instance}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from studyapp.api import views
 
@@ -23,6 +23,6 @@ urlpatterns = [
         name="study-ratings-csv",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Swagger UI only: drf-spectacular's Redoc page loads its fonts from Google.
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
 ]

@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -21,7 +22,11 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from studyapp.api.permissions import RESEARCHER_PERMISSIONS, RESEARCHER_THROTTLES
+from studyapp.api.permissions import (
+    RESEARCHER_PERMISSIONS,
+    RESEARCHER_THROTTLES,
+    FailedAuthenticationThrottle,
+)
 from studyapp.api.serializers import (
     ParticipantSerializer,
     RatingRowSerializer,
@@ -43,9 +48,21 @@ from studyapp.services import StudyConflictError, study_create_from_explanations
 class ResearcherAPIView(APIView):
     """Every endpoint: session or token authentication, staff only, throttled."""
 
-    authentication_classes = [SessionAuthentication, TokenAuthentication]
+    # Token first: an anonymous caller then gets 401 with a WWW-Authenticate header.
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = RESEARCHER_PERMISSIONS
     throttle_classes = RESEARCHER_THROTTLES
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        failed = FailedAuthenticationThrottle()
+        if failed.is_blocked(request):
+            self.throttled(request, failed.wait())
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, NotAuthenticated | AuthenticationFailed):
+            FailedAuthenticationThrottle().failure_record(self.request)
+        return super().handle_exception(exc)
 
 
 class LargePagePagination(PageNumberPagination):
