@@ -87,6 +87,10 @@ def test_a_participant_rates_all_items_by_clicking_and_returns_to_prolific(
         wait.until(lambda d, old=token: _step_token(d) != old)
         if _step_token(browser) is not None:
             assert browser.execute_script("return window.sameDocument === true;")
+            # Keyboard and screen-reader users land on the new item's heading.
+            wait.until(
+                lambda d: d.execute_script("return document.activeElement.id;") == "step-heading"
+            )
 
     assert seen_items == [f"Item {k} of 12" for k in range(1, 13)]
     assert checks == 2
