@@ -14,24 +14,28 @@ import torch
 
 EOS = "<eos>"
 PAD = "<pad>"
+UNK = "<unk>"
 
 
 def tiny_tokenizer_train(corpus: Iterable[str], *, vocab_size: int = 400) -> Any:
-    """A byte-level BPE tokenizer trained on ``corpus``, wrapped for ``transformers``."""
+    """A WordPiece tokenizer trained on ``corpus``, wrapped for ``transformers``.
+
+    WordPiece decodes to space-separated words, so even a random model's output reads as words
+    and goes through the same cleaning as a real teacher's.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[PAD, EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=[PAD, EOS, UNK], show_progress=False
     )
     tokenizer.train_from_iterator(list(corpus), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD, unk_token=UNK
+    )
 
 
 def tiny_causal_lm_build(
