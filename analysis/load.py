@@ -198,7 +198,7 @@ def _text_column(
 
 
 def _numeric(raw: pd.Series) -> pd.Series:
-    if pd.api.types.is_bool_dtype(raw):
+    if pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
         return raw.astype(float)
     return pd.to_numeric(raw.astype(str).str.strip().where(~_blank(raw)), errors="coerce")
 

@@ -146,6 +146,11 @@ def _messages(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
     )
 
 
+def _check_varies(y: np.ndarray, dv: str, model: str) -> None:
+    if len(y) and np.ptp(y) == 0:
+        raise AnalysisError(f"{dv}: {model} is undefined because every value is {y[0]:g}")
+
+
 def ols_fit(
     data: pd.DataFrame,
     *,
@@ -169,6 +174,7 @@ def ols_fit(
     """
     design, rhs, dropped = regression_design(data, reference=reference, covariates=covariates)
     y = data.loc[design.index, dv].astype(float)
+    _check_varies(y.to_numpy(), dv, "OLS")
     if len(y) <= design.shape[1]:
         raise AnalysisError(
             f"OLS needs more rated items ({len(y)}) than coefficients ({design.shape[1]})"
@@ -343,10 +349,17 @@ def mixed_fit(
     design, rhs, _ = regression_design(data, reference=reference)
     y = data.loc[design.index, dv].to_numpy(dtype=float)
     groups = data.loc[design.index, group].to_numpy()
-    n_groups = len(pd.unique(groups))
+    _check_varies(y, dv, "the mixed model")
+    sizes = pd.Series(groups).value_counts()
+    n_groups = len(sizes)
     if n_groups < 2:
         raise AnalysisError(
             f"the mixed model needs ratings from at least two {group}s, found {n_groups}"
+        )
+    if sizes.max() < 2:
+        raise AnalysisError(
+            f"the mixed model needs some {group} with two or more ratings to separate "
+            "the random intercept from the residual"
         )
     x = design.to_numpy()
     beta, group_var, resid_var = random_intercept_reml(y, x, groups)

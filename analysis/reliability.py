@@ -50,6 +50,10 @@ def cronbach_alpha(data: pd.DataFrame, *, items: Sequence[str]) -> float:
     frame = _items(data, items)
     k = frame.shape[1]
     total_var = frame.sum(axis=1).var(ddof=1)
+    if total_var <= 1e-12:
+        raise AnalysisError(
+            "Cronbach's alpha is undefined because the sum of the items never varies"
+        )
     return float(k / (k - 1) * (1 - frame.var(ddof=1).sum() / total_var))
 
 
@@ -67,6 +71,11 @@ def one_factor_ml(data: pd.DataFrame, *, items: Sequence[str]) -> pd.DataFrame:
         raise AnalysisError("a one-factor model needs at least three items")
     corr = np.corrcoef(frame.to_numpy(), rowvar=False)
     p = corr.shape[0]
+    if np.linalg.eigvalsh(corr)[0] < 1e-8:
+        raise AnalysisError(
+            "the factor model is undefined because the item correlation matrix is singular "
+            "(some item is a linear combination of the others)"
+        )
 
     def eigen(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = 1 / np.sqrt(psi)

@@ -142,7 +142,7 @@ def shapiro(
 
     Groups larger than 5000 are tested on a random subsample of 5000 drawn with ``seed``
     (``n_tested`` says how many were used). Groups with fewer than 3 values or no
-    variation get NaN and a ``note``.
+    variation get NaN (``normal`` None) and a ``note``.
 
     Returns
     -------
@@ -169,7 +169,7 @@ def shapiro(
                 "n_tested": len(tested),
                 "W": w,
                 "p": p,
-                "normal": bool(p > 0.05),
+                "normal": None if np.isnan(p) else bool(p > 0.05),
                 "note": note,
             }
         )

@@ -148,3 +148,13 @@ def test_mixed_model_reports_mixedlm_estimates_and_variance_components(study):
     )  # type: ignore[operator]
     assert fit.stats["icc"] == pytest.approx(icc)
     assert fit.formula.endswith("+ (1 | participant)")
+
+
+def test_models_of_a_constant_outcome_or_single_rating_participants_are_refused(study):
+    with pytest.raises(AnalysisError, match="quality: OLS is undefined because every value is 3"):
+        ols_fit(study.assign(quality=3.0), reference=REF)
+    with pytest.raises(AnalysisError, match="quality: the mixed model is undefined"):
+        mixed_fit(study.assign(quality=3.0), reference=REF)
+    one_each = study.assign(participant=[f"x{i}" for i in range(len(study))])
+    with pytest.raises(AnalysisError, match="two or more ratings"):
+        mixed_fit(one_each, reference=REF)

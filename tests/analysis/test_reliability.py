@@ -86,3 +86,13 @@ def test_a_constant_item_is_named():
     data = pd.DataFrame({"a": [1, 2, 3, 4], "b": [3, 3, 3, 3], "c": [2, 1, 4, 3]})
     with pytest.raises(AnalysisError, match="because b never varies"):
         cronbach_alpha(data, items=["a", "b", "c"])
+
+
+def test_a_constant_sum_or_a_singular_correlation_matrix_is_named():
+    rotated = pd.DataFrame(
+        {"a": [1, 2, 3, 1, 2, 3], "b": [2, 3, 1, 2, 3, 1], "c": [3, 1, 2, 3, 1, 2]}
+    )
+    with pytest.raises(AnalysisError, match="sum of the items never varies"):
+        cronbach_alpha(rotated, items=["a", "b", "c"])
+    with pytest.raises(AnalysisError, match="correlation matrix is singular"):
+        one_factor_ml(rotated, items=["a", "b", "c"])

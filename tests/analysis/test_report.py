@@ -205,6 +205,28 @@ def test_a_constant_dimension_is_reported_as_not_computable(tmp_path):
     )
 
 
+def test_a_constant_quality_leaves_the_per_dimension_tests_standing(tmp_path):
+    # Every rated item holds each value 1–5 once, rotated: dimensions vary, their mean never does.
+    ratings = ratings_simulate(12, seed=6)
+    for index, dim in enumerate(DIMENSIONS):
+        ratings[dim] = 1 + (ratings["position"] + index) % 5
+    summary = report_write(ratings, tmp_path)
+    assert summary["anova"]["plausibility"]["F"] is not None
+    assert summary["anova"]["quality"]["not_computable"].startswith("quality: ANOVA is undefined")
+    assert summary["regression"]["ols"] == {
+        "not_computable": "quality: OLS is undefined because every value is 3"
+    }
+    assert summary["regression"]["mixed"]["not_computable"].startswith(
+        "quality: the mixed model is undefined"
+    )
+    assert summary["reliability"]["cronbach_alpha"] is None
+    assert summary["reliability"]["mcdonald_omega"] is None
+    assert all(s["normal"] is None for s in summary["shapiro"]["quality"])
+    text = BeautifulSoup((tmp_path / "report.html").read_text(), "html.parser").get_text()
+    assert "not computable: quality: OLS is undefined because every value is 3" in text
+    assert "nan" not in text.lower().split()
+
+
 @pytest.mark.parametrize(
     ("ratings", "options", "message"),
     [

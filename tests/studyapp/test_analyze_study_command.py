@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pandas as pd
+import pytest
+from django.core.management import CommandError, call_command
+
+from analysis.load import ratings_load
+from studyapp.exports import ratings_rows
+from studyapp.models import StudyReport
+from tests.studyapp.participant_pool import study_make
+from tests.studyapp.researcher_data import participant_finish
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_writes_the_report_of_the_study_and_records_it(tmp_path):
+    study = study_make(slug="pilot")
+    for i in range(6):
+        participant_finish(study, f"P{i}", seed=i, fail_checks=2 if i == 5 else 0)
+    out = tmp_path / "report"
+    stdout = StringIO()
+    call_command("analyze_study", "pilot", "--out", str(out), stdout=stdout)
+    summary = json.loads((out / "summary.json").read_text())
+    exported = ratings_load(pd.DataFrame(ratings_rows(study)))
+    assert summary["input"]["n_ratings"] == len(exported)
+    assert summary["n_participants"] == 5  # the one with two failed checks is excluded
+    assert summary["conditions"] == sorted(exported["condition"].unique())
+    assert (out / "report.html").is_file()
+    report = StudyReport.objects.get(study=study)
+    assert report.n_ratings == summary["n_ratings"]
+    assert f"wrote {out / 'report.html'}" in stdout.getvalue()
+
+
+def test_an_unknown_study_names_the_known_ones(tmp_path):
+    study_make(slug="pilot")
+    with pytest.raises(CommandError, match=r"no study 'nope' \(studies: pilot\)"):
+        call_command("analyze_study", "nope", "--out", str(tmp_path))
+
+
+def test_a_study_without_ratings_is_refused(tmp_path):
+    study_make(slug="empty")
+    with pytest.raises(CommandError, match="has no ratings yet"):
+        call_command("analyze_study", "empty", "--out", str(tmp_path / "r"))
+    assert not StudyReport.objects.exists()
+
+
+def test_ratings_the_analysis_cannot_use_give_its_message(tmp_path):
+    study = study_make(slug="one", conditions=["MT:original"])
+    participant_finish(study, "P1")
+    with pytest.raises(CommandError, match="needs at least two; found only 'MT:original'"):
+        call_command("analyze_study", "one", "--out", str(tmp_path / "r"))
+
+
+def test_an_output_path_that_is_a_file_is_refused(tmp_path):
+    study_make(slug="pilot")
+    target = tmp_path / "report.txt"
+    target.write_text("x")
+    with pytest.raises(CommandError, match="is a file"):
+        call_command("analyze_study", "pilot", "--out", str(target))
