@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from django.utils import timezone
 
 from studyapp.exports import ratings_columns, ratings_rows, study_has_demographics
 from studyapp.models import Study, StudyReport
+
+logger = logging.getLogger(__name__)
 
 # Demographic controls of the regression; only used when every rated item has them, since
 # rows without them would drop out of the controlled model and change its sample.
@@ -67,6 +70,11 @@ def study_report_run(*, study: Study, out_dir: Path | None = None) -> StudyRepor
         summary = report_write(frame, target, covariates=covariates)
     except AnalysisError as exc:
         raise ReportError(str(exc)) from None
+    except Exception as exc:
+        # A failure inside a statistics routine must not become a server error page for
+        # the researcher who pressed the button; it is logged in full for the developers.
+        logger.exception("analysis of study %s failed", study.slug)
+        raise ReportError(f"the analysis failed ({type(exc).__name__}: {exc})") from None
     return study_report_record(study=study, out_dir=target, summary=summary, created_at=now)
 
 

@@ -58,8 +58,6 @@ class StudyUploadForm(forms.Form):
 class ReasonForm(forms.Form):
     """The reason an exclusion or re-inclusion is recorded with."""
 
-    # The admin's name for the selected rows, so the form page can send them back.
-    _selected_action = forms.CharField(widget=forms.MultipleHiddenInput)
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         max_length=2000,

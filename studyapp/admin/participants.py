@@ -141,13 +141,7 @@ class ParticipantAdmin(admin.ModelAdmin):
     ) -> HttpResponse | None:
         verb = "exclude" if excluded else "re-include"
         # The first POST comes from the change list; the second from the reason page.
-        form = (
-            ReasonForm(request.POST)
-            if "reason" in request.POST
-            else ReasonForm(
-                initial={"_selected_action": request.POST.getlist(ACTION_CHECKBOX_NAME)}
-            )
-        )
+        form = ReasonForm(request.POST) if "reason" in request.POST else ReasonForm()
         if "reason" in request.POST and form.is_valid():
             changed = sum(
                 participant_exclusion_set(
@@ -177,6 +171,8 @@ class ParticipantAdmin(admin.ModelAdmin):
             "verb": verb,
             "action": request.POST.get("action"),
             "participants": queryset,
+            "selected": queryset.values_list("pk", flat=True),
+            "selected_field": ACTION_CHECKBOX_NAME,
             "form": form,
         }
         return TemplateResponse(request, "admin/studyapp/participant/reason.html", context)

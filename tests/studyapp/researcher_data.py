@@ -51,11 +51,6 @@ def token_client_for(kind: str) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
 
 
-def item_value(position: int, dimension_index: int, seed: int) -> int:
-    """A varied but reproducible rating, so a swapped column cannot go unnoticed."""
-    return 1 + (position * 3 + dimension_index + seed) % 5
-
-
 def participant_finish(
     study: Study,
     pid: str,
@@ -72,6 +67,8 @@ def participant_finish(
     """
     now = start or timezone.now() - timedelta(minutes=30)
     participant = participant_start(study=study, prolific_pid=pid, rng=random.Random(seed), now=now)
+    # Varied, reproducible ratings, so a swapped column cannot go unnoticed.
+    values_rng = random.Random(seed)
     rated = failed = 0
     while (step := selectors.participant_current_step(participant)) is not None:
         if step.check is None and items is not None and rated >= items:
@@ -85,11 +82,7 @@ def participant_finish(
                 failed += 1
             values = dict.fromkeys(Dimension.values, value)
         else:
-            position = step.item_number
-            values = {
-                dimension: item_value(position, index, seed)
-                for index, dimension in enumerate(Dimension.values)
-            }
+            values = {dimension: values_rng.randint(1, 5) for dimension in Dimension.values}
             rated += 1
         rating_record(participant=participant, step_token=step.token, values=values, now=now)
     participant.refresh_from_db()
