@@ -140,7 +140,7 @@ class _Output:
 
 def _import_rows(outputs: Iterator[list[_Output]], summary: ImportSummary) -> None:
     store = TeacherStore(summary.store_dir)
-    existing = store.keys()
+    existing = store.stored_keys()
     batch: list[TeacherRecord] = []
     with store:
         for row_outputs in outputs:

@@ -116,7 +116,7 @@ class TeacherStore:
         """The latest record of every key."""
         return {record.key: record for record in self.records()}
 
-    def keys(self) -> set[StoreKey]:
+    def stored_keys(self) -> set[StoreKey]:
         return set(self.latest())
 
     def _segment_records(self, segment: Path, report: StoreReadReport) -> Iterator[TeacherRecord]:
