@@ -1,0 +1,157 @@
+"""Accuracy of a student: batched greedy generation on the path its method predicts with.
+
+MT and MT+CF students answer from the ``[predict]`` input; CF students from the ``[factual]``
+input, whose output ends with "So the answer is <choice>". A prediction is correct when its
+normalised text equals the normalised gold answer (exact match).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distillation.features import answer_from_output, pad_rows, view_input
+from distillation.objectives import PREDICTION_VIEW, method_check
+from distillation.types import Example
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def answer_normalise(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD-style normalisation)."""
+    text = text.lower().translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def texts_generate(
+    model: Any,
+    tokenizer: Any,
+    inputs: Sequence[str],
+    *,
+    batch_size: int = 32,
+    max_new_tokens: int = 64,
+    max_input_length: int = 512,
+) -> list[str]:
+    """Greedy outputs for ``inputs``, generated in batches of similar length, in input order."""
+    if not inputs:
+        return []
+    device = next(model.parameters()).device
+    eos = tokenizer.eos_token_id
+    # Inputs are encoded exactly as in training: the pieces, cut, then end-of-sequence.
+    ids = [
+        np.asarray([*row[: max_input_length - 1], eos], dtype=np.int64)
+        for row in tokenizer(list(inputs), add_special_tokens=False)["input_ids"]
+    ]
+    order = np.argsort([-len(row) for row in ids], kind="stable")
+    outputs: list[str] = [""] * len(inputs)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                rows = [ids[index] for index in chunk]
+                input_ids = torch.from_numpy(pad_rows(rows, tokenizer.pad_token_id)).to(device)
+                lengths = torch.tensor([len(row) for row in rows], device=device)
+                attention = (
+                    torch.arange(input_ids.shape[1], device=device)[None, :] < lengths[:, None]
+                ).long()
+                generated = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                )
+                texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+                for index, text in zip(chunk.tolist(), texts, strict=True):
+                    outputs[index] = text.strip()
+    finally:
+        model.train(was_training)
+    return outputs
+
+
+def view_outputs(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    view: str,
+    batch_size: int,
+    max_new_tokens: int,
+    max_input_length: int = 512,
+) -> list[str]:
+    """The generated output of ``view`` for every example."""
+    return texts_generate(
+        model,
+        tokenizer,
+        [view_input(view, example) for example in examples],
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        max_input_length=max_input_length,
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    accuracy: float
+    correct: int
+    total: int
+    predictions: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"accuracy": self.accuracy, "correct": self.correct, "total": self.total}
+
+
+def accuracy_evaluate(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    method: str,
+    batch_size: int = 32,
+    answer_max_new_tokens: int = 16,
+    explanation_max_new_tokens: int = 128,
+    max_input_length: int = 512,
+) -> EvaluationResult:
+    """Exact-match accuracy of ``method``'s predictions on ``examples``."""
+    view = PREDICTION_VIEW[method_check(method)]
+    # A factual output explains first and answers last, so it needs the explanation budget.
+    budget = answer_max_new_tokens if view == "predict" else explanation_max_new_tokens
+    outputs = view_outputs(
+        model,
+        tokenizer,
+        examples,
+        view=view,
+        batch_size=batch_size,
+        max_new_tokens=budget,
+        max_input_length=max_input_length,
+    )
+    predictions = tuple(answer_from_output(text) for text in outputs)
+    correct = sum(
+        answer_normalise(prediction) == answer_normalise(example.answer)
+        for prediction, example in zip(predictions, examples, strict=True)
+    )
+    total = len(examples)
+    return EvaluationResult(
+        accuracy=correct / total if total else 0.0,
+        correct=correct,
+        total=total,
+        predictions=predictions,
+    )
+
+
+def metrics_write(path: Path, metrics: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)

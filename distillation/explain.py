@@ -1,0 +1,131 @@
+"""Explanations of the test questions by a trained student, as the study's explanations file.
+
+One JSON Lines record per question in the format of DESIGN.md::
+
+    {"condition": "MT+CF:revised", "question_id", "question", "choices", "answer",
+     "predicted_answer", "explanation", "student", "method", "data_variant", "run"}
+
+The predicted answer comes from the view the method predicts with, the explanation from the
+view it explains with (``objectives.PREDICTION_VIEW`` / ``EXPLANATION_VIEW``); for CF both come
+from one factual output. Participants are shown the predicted answer as one of the question's
+choices: a generated answer that is not literally a choice is shown as the most similar choice.
+A question whose generated explanation is empty gets no record (the count is returned), since
+there is nothing for a participant to rate.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distillation.evaluation import answer_normalise, view_outputs
+from distillation.features import answer_from_output, explanation_from_output
+from distillation.objectives import EXPLANATION_VIEW, PREDICTION_VIEW, method_check
+from distillation.types import Example
+
+
+def choice_match(prediction: str, choices: Sequence[str]) -> str:
+    """The choice ``prediction`` names: an exact normalised match, else the most similar one."""
+    normalised = answer_normalise(prediction)
+    for choice in choices:
+        if answer_normalise(choice) == normalised:
+            return choice
+    return max(
+        choices,
+        key=lambda choice: difflib.SequenceMatcher(
+            None, normalised, answer_normalise(choice)
+        ).ratio(),
+    )
+
+
+@dataclass(frozen=True)
+class ExplanationBatch:
+    records: list[dict[str, Any]]
+    empty: int  # questions left out because the generated explanation was empty
+
+
+def explanations_generate(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    method: str,
+    condition: str,
+    student: str,
+    data_variant: str,
+    run: str,
+    batch_size: int = 32,
+    answer_max_new_tokens: int = 16,
+    explanation_max_new_tokens: int = 128,
+    max_input_length: int = 512,
+) -> ExplanationBatch:
+    """Greedy answers and explanations of ``examples`` as explanations-file records."""
+    method_check(method)
+    prediction_view, explanation_view = PREDICTION_VIEW[method], EXPLANATION_VIEW[method]
+    explained = view_outputs(
+        model,
+        tokenizer,
+        examples,
+        view=explanation_view,
+        batch_size=batch_size,
+        max_new_tokens=explanation_max_new_tokens,
+        max_input_length=max_input_length,
+    )
+    if prediction_view == explanation_view:
+        answers = [answer_from_output(text) for text in explained]
+        explanations = [explanation_from_output(text) for text in explained]
+    else:
+        answers = view_outputs(
+            model,
+            tokenizer,
+            examples,
+            view=prediction_view,
+            batch_size=batch_size,
+            max_new_tokens=answer_max_new_tokens,
+            max_input_length=max_input_length,
+        )
+        explanations = [text.strip() for text in explained]
+    records = []
+    empty = 0
+    for example, answer, explanation in zip(examples, answers, explanations, strict=True):
+        if not explanation:
+            empty += 1
+            continue
+        records.append(
+            {
+                "condition": condition,
+                "question_id": example.id,
+                "question": example.question,
+                "choices": list(example.choices),
+                "answer": example.answer,
+                "predicted_answer": choice_match(answer, example.choices),
+                "explanation": explanation,
+                "student": student,
+                "method": method,
+                "data_variant": data_variant,
+                "run": run,
+            }
+        )
+    return ExplanationBatch(records=records, empty=empty)
+
+
+def jsonl_write(records: Iterable[dict[str, Any]], path: Path) -> int:
+    """Write ``records`` as JSON Lines (atomically); returns how many were written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    count = 0
+    with partial.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    partial.replace(path)
+    return count
+
+
+def jsonl_read(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,167 @@
+"""The training objectives: multitask (MT), counterfactual (CF) and their combination (MT+CF).
+
+Each objective is a weighted sum of per-view sequence losses. A *view* is one way of turning an
+example into an (input, target) pair:
+
+- ``predict``: ``[predict]`` question → the gold answer (MT, after "Distilling step-by-step");
+- ``explain``: ``[explain]`` question → the teacher's explanation (MT);
+- ``factual``: ``[factual]`` question → "<explanation> So the answer is <gold>" (CF, after SCOTT);
+- ``counterfactual``: ``[counterfactual]`` question plus the teacher's explanation of a wrong
+  choice → "So the answer is <that choice>" (CF).
+
+A view's loss is the mean token cross-entropy over its non-padding label tokens in the batch,
+which is what a separate ``model(**batch).loss`` per view computes. ``weighted_view_loss`` gets
+the same number from a single forward pass over all views, so the fast path and the textbook
+path optimise one objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from distillation.errors import ConfigError
+
+IGNORE_INDEX = -100
+
+METHODS = ("mt", "cf", "mt+cf")
+DATA_VARIANTS = ("original", "revised")
+VIEWS = ("predict", "explain", "factual", "counterfactual")
+METHOD_VIEWS: dict[str, tuple[str, ...]] = {
+    "mt": ("predict", "explain"),
+    "cf": ("factual", "counterfactual"),
+    "mt+cf": ("predict", "explain", "factual", "counterfactual"),
+}
+# The view whose generated output a method's accuracy is read from, and the view that writes
+# the explanation a study participant sees. MT+CF answers and explains like MT; its CF terms
+# shape what the explain view learns.
+PREDICTION_VIEW = {"mt": "predict", "cf": "factual", "mt+cf": "predict"}
+EXPLANATION_VIEW = {"mt": "explain", "cf": "factual", "mt+cf": "explain"}
+
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """Mixing weights of the objectives."""
+
+    alpha: float = 0.5  # MT: alpha·L_predict + (1 − alpha)·L_explain
+    beta: float = 1.0  # CF: L_factual + beta·L_counterfactual
+    gamma: float = 0.5  # MT+CF: gamma·L_MT + (1 − gamma)·L_CF
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "gamma"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"training.{name} must be between 0 and 1, got {value}")
+        if self.beta < 0.0:
+            raise ConfigError(f"training.beta must be zero or positive, got {self.beta}")
+
+
+def method_check(method: str) -> str:
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; accepted values: {', '.join(METHODS)}")
+    return method
+
+
+def view_weights(method: str, weights: ObjectiveWeights) -> dict[str, float]:
+    """The weight of each view's loss in ``method``'s objective (expanding the nested sums)."""
+    method_check(method)
+    a, b, g = weights.alpha, weights.beta, weights.gamma
+    if method == "mt":
+        return {"predict": a, "explain": 1.0 - a}
+    if method == "cf":
+        return {"factual": 1.0, "counterfactual": b}
+    return {
+        "predict": g * a,
+        "explain": g * (1.0 - a),
+        "factual": 1.0 - g,
+        "counterfactual": (1.0 - g) * b,
+    }
+
+
+def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every label position, 0 where the label is ``IGNORE_INDEX``.
+
+    Computed in float32 even under mixed precision: a bf16 log-softmax over a large vocabulary
+    loses the digits that separate close losses.
+    """
+    flat = F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    )
+    return flat.reshape(labels.shape)
+
+
+def sequence_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the non-ignored label tokens of a batch (one view's loss)."""
+    mask = labels != IGNORE_INDEX
+    count = mask.sum()
+    if count == 0:
+        return logits.new_zeros((), dtype=torch.float32)
+    return token_losses(logits, labels).sum() / count
+
+
+def multitask_loss(
+    predict: torch.Tensor, explain: torch.Tensor, *, alpha: float = 0.5
+) -> torch.Tensor:
+    """MT: alpha·L_predict + (1 − alpha)·L_explain."""
+    return alpha * predict + (1.0 - alpha) * explain
+
+
+def counterfactual_loss(
+    factual: torch.Tensor, counterfactual: torch.Tensor, *, beta: float = 1.0
+) -> torch.Tensor:
+    """CF: L_factual + beta·L_counterfactual."""
+    return factual + beta * counterfactual
+
+
+def combined_loss(mt: torch.Tensor, cf: torch.Tensor, *, gamma: float = 0.5) -> torch.Tensor:
+    """MT+CF: gamma·L_MT + (1 − gamma)·L_CF."""
+    return gamma * mt + (1.0 - gamma) * cf
+
+
+def objective_loss(
+    method: str, view_losses: Mapping[str, torch.Tensor], weights: ObjectiveWeights
+) -> torch.Tensor:
+    """A method's loss from separately computed view losses (the reference computation)."""
+    method_check(method)
+    if method == "mt":
+        return multitask_loss(view_losses["predict"], view_losses["explain"], alpha=weights.alpha)
+    if method == "cf":
+        return counterfactual_loss(
+            view_losses["factual"], view_losses["counterfactual"], beta=weights.beta
+        )
+    return combined_loss(
+        multitask_loss(view_losses["predict"], view_losses["explain"], alpha=weights.alpha),
+        counterfactual_loss(
+            view_losses["factual"], view_losses["counterfactual"], beta=weights.beta
+        ),
+        gamma=weights.gamma,
+    )
+
+
+def weighted_view_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    view_ids: torch.Tensor,
+    view_weight: torch.Tensor,
+) -> torch.Tensor:
+    """The objective over a batch that mixes the rows of several views in one forward pass.
+
+    ``view_ids[i]`` is the view of row ``i`` (an index into ``view_weight``). Each view's token
+    losses are averaged over that view's own label tokens, then weighted, which equals running
+    one pass per view and combining the view losses. A view without rows in the batch adds
+    nothing, as a separate pass over an empty batch would.
+    """
+    losses = token_losses(logits, labels)
+    mask = (labels != IGNORE_INDEX).to(losses.dtype)
+    n_views = view_weight.numel()
+    view_sum = losses.new_zeros(n_views).index_add(0, view_ids, (losses * mask).sum(dim=1))
+    view_count = losses.new_zeros(n_views).index_add(0, view_ids, mask.sum(dim=1))
+    present = view_count > 0
+    weight = view_weight.to(losses.dtype)
+    return (weight[present] * view_sum[present] / view_count[present]).sum()

@@ -1,0 +1,391 @@
+"""The training loop of one student and seed, on ``accelerate``.
+
+AdamW with a linear schedule, gradient accumulation, mixed precision where the device has it,
+and one forward pass per micro-batch over every view of the objective (see
+``distillation.features.BatchCollator``). Every ``checkpoint_every`` steps the full state
+(weights, optimizer, schedule, data position, random generators, best validation score) is
+written so that a resumed run continues with exactly the losses an uninterrupted one has.
+Model selection uses the validation split only; the best weights are kept in ``best/``.
+
+Multi-GPU: run the same command under ``accelerate launch`` or ``torchrun``; each process
+takes its share of every batch of examples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distillation.config import TrainingConfig
+from distillation.features import BatchCollator, FeatureSet, batches_length_grouped
+from distillation.objectives import view_weights, weighted_view_loss
+from distillation.students import decoder_start_token_id, student_save
+
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+METRICS_FILE = "metrics.jsonl"
+TRAINING_FILE = "training.json"
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run reports (also written to ``training.json``)."""
+
+    steps: int
+    best_step: int
+    best_validation_accuracy: float
+    best_validation_loss: float
+    final_loss: float
+    examples: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    resumed_from: int = 0
+
+
+def mixed_precision_resolve(setting: str) -> str:
+    """``auto`` → bf16 on GPUs that support it, fp16 on other GPUs, none on CPU."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def accelerator_create(training: TrainingConfig) -> Any:
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=mixed_precision_resolve(training.mixed_precision))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator the loop or the model may draw from (dropout, shuffles)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def training_complete(output_dir: Path) -> bool:
+    return (output_dir / TRAINING_FILE).is_file() and (output_dir / BEST_DIR).is_dir()
+
+
+Validator = Callable[[Any], dict[str, float]]
+
+
+class _Trainer:
+    """State of one training run; ``run`` drives it from the start or a checkpoint."""
+
+    def __init__(
+        self,
+        *,
+        model: Any,
+        tokenizer: Any,
+        features: FeatureSet,
+        method: str,
+        training: TrainingConfig,
+        seed: int,
+        output_dir: Path,
+        validate: Validator,
+        accelerator: Any,
+        progress: bool,
+    ) -> None:
+        from transformers import get_linear_schedule_with_warmup
+
+        self.accelerator = accelerator
+        self.training = training
+        self.seed = seed
+        self.output_dir = output_dir
+        self.validate = validate
+        self.tokenizer = tokenizer
+        self.progress = progress
+        self.features = features
+        weights = view_weights(method, training.objective)
+        views = [view for view in features.views if view in weights]
+        self.collator = BatchCollator(
+            features,
+            pad_token_id=tokenizer.pad_token_id,
+            decoder_start_token_id=decoder_start_token_id(model),
+            views=views,
+        )
+        self.view_weight = torch.tensor([weights[view] for view in views], dtype=torch.float32)
+        self.indices = features.usable_indices()
+        if len(self.indices) == 0:
+            raise ValueError("no training example has a usable view; check the teacher outputs")
+        self.lengths = features.lengths()
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
+        )
+        # The schedule is stepped by hand once per optimizer step: accelerate's wrapper would
+        # step it once per process.
+        self.scheduler = get_linear_schedule_with_warmup(
+            optimizer, training.warmup_steps, training.steps
+        )
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.step = 0
+        self.epoch = 0
+        self.position = 0  # next batch of the current epoch
+        self.best: dict[str, float] = {"step": -1, "accuracy": -1.0, "loss": math.inf}
+        self.last_loss = math.nan
+        self.resumed_from = 0
+
+    # -- batches ----------------------------------------------------------------------------
+    def _epoch_batches(self) -> list[np.ndarray]:
+        per_step = self.training.batch_size * self.accelerator.num_processes
+        return batches_length_grouped(
+            self.indices, self.lengths, batch_size=per_step, seed=self.seed, epoch=self.epoch
+        )
+
+    def _next_batch(self, batches: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        if self.position >= len(batches):
+            self.epoch += 1
+            self.position = 0
+            batches = self._epoch_batches()
+        batch = batches[self.position]
+        self.position += 1
+        shard = batch[self.accelerator.process_index :: self.accelerator.num_processes]
+        return shard, batches
+
+    def _loss(self, shard: np.ndarray) -> torch.Tensor:
+        batch = self.collator(shard.tolist())
+        batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
+        with self.accelerator.autocast():
+            logits = self.model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                decoder_input_ids=batch["decoder_input_ids"],
+            ).logits
+        return weighted_view_loss(
+            logits, batch["labels"], batch["view_ids"], self.view_weight.to(logits.device)
+        )
+
+    # -- one optimizer step -----------------------------------------------------------------
+    def train_step(self, batches: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        self.model.train()
+        accumulation = self.training.gradient_accumulation_steps
+        total = 0.0
+        for micro in range(accumulation):
+            shard, batches = self._next_batch(batches)
+            if micro < accumulation - 1:
+                with self.accelerator.no_sync(self.model):
+                    loss = self._loss(shard) / accumulation
+                    self.accelerator.backward(loss)
+            else:
+                loss = self._loss(shard) / accumulation
+                self.accelerator.backward(loss)
+            total += float(loss.detach())
+        if self.training.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.training.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        mean = torch.tensor(total, device=self.accelerator.device)
+        return float(self.accelerator.reduce(mean, reduction="mean")), batches
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.accelerator.is_main_process:
+            with (self.output_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def _evaluate(self) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        model.eval()
+        scores = self.validate(model)
+        self._log({"step": self.step, **{f"validation_{k}": v for k, v in scores.items()}})
+        accuracy, loss = scores["accuracy"], scores.get("loss", math.inf)
+        if (accuracy, -loss) > (self.best["accuracy"], -self.best["loss"]):
+            self.best = {"step": self.step, "accuracy": accuracy, "loss": loss}
+            if self.accelerator.is_main_process:
+                student_save(model, self.tokenizer, self.output_dir / BEST_DIR)
+        self.accelerator.wait_for_everyone()
+
+    def checkpoint_save(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        state = {
+            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "best": self.best,
+            "last_loss": self.last_loss,
+            "rng": _rng_state(),
+        }
+        directory = self.output_dir / CHECKPOINT_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = directory / "state.pt.partial"
+        torch.save(state, partial)
+        partial.replace(directory / "state.pt")
+
+    def checkpoint_load(self) -> bool:
+        path = self.output_dir / CHECKPOINT_DIR / "state.pt"
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.best, self.last_loss = state["best"], state["last_loss"]
+        _rng_restore(state["rng"])
+        self.resumed_from = self.step
+        _metrics_truncate(self.output_dir / METRICS_FILE, self.step)
+        return True
+
+    def run(self, *, stop_after: int | None = None) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        if not self.checkpoint_load():
+            seed_everything(self.seed)
+            (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+        batches = self._epoch_batches()
+        last = self.training.steps if stop_after is None else min(stop_after, self.training.steps)
+        bar = tqdm(
+            total=self.training.steps,
+            initial=self.step,
+            disable=not (self.progress and self.accelerator.is_main_process),
+            desc=self.output_dir.name,
+            leave=False,
+        )
+        while self.step < last:
+            loss, batches = self.train_step(batches)
+            self.last_loss = loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if self.step % self.training.log_every == 0 or self.step == self.training.steps:
+                lr = self.scheduler.get_last_lr()[0]
+                self._log({"step": self.step, "epoch": self.epoch, "loss": loss, "lr": lr})
+            if self.step % self.training.eval_every == 0 or self.step == self.training.steps:
+                self._evaluate()
+            if self.step % self.training.checkpoint_every == 0 or self.step == self.training.steps:
+                self.checkpoint_save()
+        bar.close()
+        return TrainResult(
+            steps=self.step,
+            best_step=int(self.best["step"]),
+            best_validation_accuracy=float(self.best["accuracy"]),
+            best_validation_loss=float(self.best["loss"]),
+            final_loss=self.last_loss,
+            examples=len(self.indices),
+            skipped=dict(self.features.skipped),
+            resumed_from=self.resumed_from,
+        )
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _rng_restore(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _metrics_truncate(path: Path, step: int) -> None:
+    """Drop the records a crashed run wrote after its last checkpoint; they will be redone."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def student_train(
+    *,
+    model: Any,
+    tokenizer: Any,
+    features: FeatureSet,
+    method: str,
+    training: TrainingConfig,
+    seed: int,
+    output_dir: Path,
+    validate: Validator,
+    accelerator: Any | None = None,
+    progress: bool = False,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``features`` with ``method``'s objective, resuming if a checkpoint exists.
+
+    ``validate(model)`` returns at least ``{"accuracy": …}`` (optionally ``"loss"``) on the
+    validation split; the best-scoring weights are saved to ``output_dir/best``. ``stop_after``
+    ends the run early at that step (after its checkpoint, if one falls due), as an
+    interruption would; the run is complete only when ``training.json`` is written.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer = _Trainer(
+        model=model,
+        tokenizer=tokenizer,
+        features=features,
+        method=method,
+        training=training,
+        seed=seed,
+        output_dir=output_dir,
+        validate=validate,
+        accelerator=accelerator if accelerator is not None else accelerator_create(training),
+        progress=progress,
+    )
+    result = trainer.run(stop_after=stop_after)
+    if result.steps >= training.steps and trainer.accelerator.is_main_process:
+        (output_dir / TRAINING_FILE).write_text(json.dumps(asdict(result), indent=2) + "\n")
+    return result
+
+
+def validation_loss(
+    model: Any,
+    features: FeatureSet,
+    *,
+    method: str,
+    training: TrainingConfig,
+    tokenizer: Any,
+    device: Any,
+    indices: Sequence[int] | None = None,
+) -> float:
+    """The objective on held-out examples (mean over batches), without dropout."""
+    weights = view_weights(method, training.objective)
+    views = [view for view in features.views if view in weights]
+    collator = BatchCollator(
+        features,
+        pad_token_id=tokenizer.pad_token_id,
+        decoder_start_token_id=decoder_start_token_id(model),
+        views=views,
+    )
+    view_weight = torch.tensor(
+        [weights[view] for view in views], dtype=torch.float32, device=device
+    )
+    usable = features.usable_indices() if indices is None else np.asarray(indices)
+    losses = []
+    with torch.no_grad():
+        for start in range(0, len(usable), training.eval_batch_size):
+            batch = collator(usable[start : start + training.eval_batch_size].tolist())
+            batch = {key: value.to(device) for key, value in batch.items()}
+            logits = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                decoder_input_ids=batch["decoder_input_ids"],
+            ).logits
+            losses.append(
+                float(weighted_view_loss(logits, batch["labels"], batch["view_ids"], view_weight))
+            )
+    return float(np.mean(losses)) if losses else math.nan
