@@ -10,12 +10,16 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 # "METHOD:variant", e.g. "MT+CF:revised"; the parts become Condition.method/data_variant.
 CONDITION_PATTERN = re.compile(r"^(?P<method>[A-Za-z0-9+_.\-]+):(?P<variant>[A-Za-z0-9+_.\-]+)$")
 REQUIRED_TEXT_FIELDS = ("condition", "question_id", "question", "answer", "predicted_answer")
 OPTIONAL_TEXT_FIELDS = ("student", "method", "data_variant", "run")
+# What every line about the same question, or the same condition, must agree on.
+_question_fields = attrgetter("question", "choices", "answer")
+_condition_fields = attrgetter("student", "method", "data_variant")
 
 
 class ExplanationsFileError(Exception):
@@ -175,22 +179,14 @@ def _consistency_problems(records: list[ExplanationRecord]) -> list[str]:
             first_of_pair[pair] = record.line
 
         seen = first_of_question.setdefault(record.question_id, record)
-        if (seen.question, seen.choices, seen.answer) != (
-            record.question,
-            record.choices,
-            record.answer,
-        ):
+        if _question_fields(seen) != _question_fields(record):
             problems.append(
                 f"line {record.line}: question '{record.question_id}' has a different text, "
                 f"choices or answer than on line {seen.line}"
             )
 
         first = first_of_condition.setdefault(record.condition, record)
-        if (first.student, first.method, first.data_variant) != (
-            record.student,
-            record.method,
-            record.data_variant,
-        ):
+        if _condition_fields(first) != _condition_fields(record):
             problems.append(
                 f"line {record.line}: condition '{record.condition}' has a different student, "
                 f"method or data variant than on line {first.line}"

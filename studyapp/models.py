@@ -95,6 +95,13 @@ A few pages ask you to choose a particular answer to check that you are reading 
 Please follow what those pages ask."""
 
 
+def _likert_range(field: str, *, name: str) -> models.CheckConstraint:
+    low, high = f"{field}__gte", f"{field}__lte"
+    return models.CheckConstraint(
+        condition=Q(**{low: LIKERT_MIN}) & Q(**{high: LIKERT_MAX}), name=name
+    )
+
+
 def completion_code_new() -> str:
     """A fresh Prolific-style completion code (eight upper-case letters and digits)."""
     return secrets.token_hex(4).upper()
@@ -320,10 +327,7 @@ class Rating(models.Model):
             models.UniqueConstraint(
                 fields=["assignment", "dimension"], name="rating_unique_dimension"
             ),
-            models.CheckConstraint(
-                condition=Q(value__gte=LIKERT_MIN) & Q(value__lte=LIKERT_MAX),
-                name="rating_value_1_to_5",
-            ),
+            _likert_range("value", name="rating_value_1_to_5"),
             models.CheckConstraint(
                 condition=Q(dimension__in=Dimension.values), name="rating_dimension_known"
             ),
@@ -355,10 +359,7 @@ class AttentionCheckResponse(models.Model):
             models.UniqueConstraint(
                 fields=["participant", "before_position"], name="attention_check_unique_position"
             ),
-            models.CheckConstraint(
-                condition=Q(instructed_value__gte=LIKERT_MIN) & Q(instructed_value__lte=LIKERT_MAX),
-                name="attention_check_value_1_to_5",
-            ),
+            _likert_range("instructed_value", name="attention_check_value_1_to_5"),
             models.CheckConstraint(
                 condition=Q(answered_at__isnull=True) | Q(passed__isnull=False),
                 name="attention_check_answered_has_result",

@@ -401,17 +401,19 @@ def rating_record(
 def _step_answer(
     participant: Participant, step_token: str, values: Mapping[str, int], *, now: datetime
 ) -> RecordOutcome:
-    step = selectors.participant_current_step(participant)
+    steps = selectors.participant_steps(participant)
+    step = next((s for s in steps if s.answered_at is None), None)
     if step is None or step.token != step_token:
-        answered = _token_answered(participant, step_token)
+        answered = any(s.token == step_token and s.answered_at is not None for s in steps)
         return RecordOutcome.ALREADY_RECORDED if answered else RecordOutcome.NOT_CURRENT
     if step.check is not None:
         outcome = _check_answer(participant, step.check, values, now=now)
     elif step.assignment is not None:
         outcome = _assignment_answer(step.assignment, values, now=now)
-    if (
-        outcome is RecordOutcome.RECORDED
-        and selectors.participant_current_step(participant) is None
+    # The steps were read under the participant lock, so whether this was the last
+    # unanswered one is known without reading them again (this runs for every rating).
+    if outcome is RecordOutcome.RECORDED and all(
+        s.answered_at is not None for s in steps if s is not step
     ):
         _participant_complete(participant, now=now)
     return outcome
@@ -431,13 +433,6 @@ def _participant_lock(participant: Participant, *, now: datetime) -> Participant
         locked.status = Participant.Status.TIMED_OUT
         locked.save(update_fields=["status"])
     return locked
-
-
-def _token_answered(participant: Participant, step_token: str) -> bool:
-    return any(
-        step.token == step_token and step.answered_at is not None
-        for step in selectors.participant_steps(participant)
-    )
 
 
 def _assignment_answer(

@@ -7,6 +7,8 @@ without JavaScript; when htmx posts an item the view answers with the next item'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -102,6 +104,28 @@ def _continue(request: HtmxHttpRequest, study: Study, participant: Participant) 
     return redirect("studyapp:step", slug=study.slug)
 
 
+def participant_page(
+    view: Callable[[HtmxHttpRequest, Study, Participant], HttpResponse],
+) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
+    """Resolve the study in the URL and this browser's participant in it, or explain why not.
+
+    Pages behind it only ever show the participant bound to the session, so no URL or form
+    field can reach another participant's items.
+    """
+
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+        study = selectors.study_get(slug=slug)
+        if study is None:
+            return _unavailable(request, None, "missing")
+        participant = _bound_participant(request, study)
+        if participant is None:
+            return _session_missing(request, study)
+        return view(request, study, participant)
+
+    return never_cache(wrapper)
+
+
 @never_cache
 @require_GET
 def entry(request: HtmxHttpRequest, slug: str) -> HttpResponse:
@@ -175,15 +199,9 @@ def consent(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return _continue(request, study, participant)
 
 
-@never_cache
 @require_GET
-def instructions(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    study = selectors.study_get(slug=slug)
-    if study is None:
-        return _unavailable(request, None, "missing")
-    participant = _bound_participant(request, study)
-    if participant is None:
-        return _session_missing(request, study)
+@participant_page
+def instructions(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status != Participant.Status.ACTIVE:
         return _continue(request, study, participant)
     definitions = [(d.label, DIMENSION_DEFINITIONS[d]) for d in Dimension]
@@ -196,15 +214,9 @@ def instructions(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@never_cache
 @require_http_methods(["GET", "POST"])
-def step(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    study = selectors.study_get(slug=slug)
-    if study is None:
-        return _unavailable(request, None, "missing")
-    participant = _bound_participant(request, study)
-    if participant is None:
-        return _session_missing(request, study)
+@participant_page
+def step(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status != Participant.Status.ACTIVE or participant.is_expired():
         return _after_step(request, study, participant)
     if request.method == "POST":
@@ -288,29 +300,17 @@ def _after_step(request: HtmxHttpRequest, study: Study, participant: Participant
     return response
 
 
-@never_cache
 @require_GET
-def done(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    study = selectors.study_get(slug=slug)
-    if study is None:
-        return _unavailable(request, None, "missing")
-    participant = _bound_participant(request, study)
-    if participant is None:
-        return _session_missing(request, study)
+@participant_page
+def done(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status != Participant.Status.COMPLETED:
         return _continue(request, study, participant)
     return _page(request, "done.html", study, completion_url=study.completion_url())
 
 
-@never_cache
 @require_GET
-def ended(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    study = selectors.study_get(slug=slug)
-    if study is None:
-        return _unavailable(request, None, "missing")
-    participant = _bound_participant(request, study)
-    if participant is None:
-        return _session_missing(request, study)
+@participant_page
+def ended(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status in (Participant.Status.ACTIVE, Participant.Status.COMPLETED):
         return _continue(request, study, participant)
     return _page(request, "ended.html", study, participant=participant)

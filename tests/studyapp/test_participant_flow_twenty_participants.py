@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from studyapp.models import Assignment, Explanation, Participant, Rating
-from tests.studyapp.participant_pool import entry_url, participant_run, study_make
+from tests.studyapp.participant_pool import entry_url, participant_run, rating_post, study_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -51,19 +51,7 @@ def test_a_participant_who_leaves_midway_resumes_in_a_new_browser() -> None:
     first.get(step)
     first.post(
         step,
-        {
-            "step": "item-1",
-            **dict.fromkeys(
-                [
-                    "plausibility",
-                    "understandability",
-                    "completeness",
-                    "satisfaction",
-                    "contrastiveness",
-                ],
-                3,
-            ),
-        },
+        rating_post("item-1", 3),
     )
 
     last = participant_run(Client(), study, "leaver")

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from studyapp import selectors
-from studyapp.models import Assignment, Explanation, Participant, Study
+from studyapp.models import Assignment, Dimension, Explanation, Participant, Study
 from studyapp.services import (
     StudyUnavailableError,
     participant_decline,
@@ -33,10 +33,7 @@ def _exposures(study: Study) -> list[int]:
 
 
 def _answer_all(participant: Participant, value: int = 3) -> None:
-    values = dict.fromkeys(
-        ["plausibility", "understandability", "completeness", "satisfaction", "contrastiveness"],
-        value,
-    )
+    values = dict.fromkeys(Dimension.values, value)
     while (step := selectors.participant_current_step(participant)) is not None:
         if step.check is not None:
             values = dict.fromkeys(values, step.check.instructed_value)
@@ -171,16 +168,7 @@ def test_rated_items_of_a_timed_out_participant_stay_counted() -> None:
     rating_record(
         participant=late,
         step_token=step.token,
-        values=dict.fromkeys(
-            [
-                "plausibility",
-                "understandability",
-                "completeness",
-                "satisfaction",
-                "contrastiveness",
-            ],
-            2,
-        ),
+        values=dict.fromkeys(Dimension.values, 2),
     )
     Participant.objects.filter(pk=late.pk).update(started_at=timezone.now() - timedelta(hours=2))
 

@@ -9,9 +9,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from studyapp.models import Participant, Study
+from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
 from studyapp.services import participant_decline, participant_start
-from tests.studyapp.participant_pool import entry_url, participant_run, study_make
+from tests.studyapp.participant_pool import entry_url, participant_run, rating_post, study_make
 
 pytestmark = pytest.mark.django_db
 
@@ -107,19 +107,7 @@ def test_a_returning_participant_continues_where_they_left_off(study: Study) -> 
     first_page = first_browser.get(reverse("studyapp:step", kwargs={"slug": study.slug}))
     first_browser.post(
         reverse("studyapp:step", kwargs={"slug": study.slug}),
-        {
-            "step": "item-1",
-            **dict.fromkeys(
-                [
-                    "plausibility",
-                    "understandability",
-                    "completeness",
-                    "satisfaction",
-                    "contrastiveness",
-                ],
-                4,
-            ),
-        },
+        rating_post("item-1", 4),
     )
     participant = Participant.objects.get()
     items = list(participant.assignments.values_list("position", "explanation_id"))
@@ -225,19 +213,7 @@ def test_another_prolific_id_in_the_same_browser_cannot_reach_the_first_ones_ite
     assert "Please start from your study link" in response.content.decode()
     posted = client.post(
         reverse("studyapp:step", kwargs={"slug": study.slug}),
-        {
-            "step": "item-1",
-            **dict.fromkeys(
-                [
-                    "plausibility",
-                    "understandability",
-                    "completeness",
-                    "satisfaction",
-                    "contrastiveness",
-                ],
-                1,
-            ),
-        },
+        rating_post("item-1", 1),
     )
     assert posted.status_code == 400
     assert not first.assignments.filter(answered_at__isnull=False).exists()
@@ -247,8 +223,6 @@ def test_nothing_identifying_beyond_the_prolific_ids_is_stored(study: Study) -> 
     browser = Client(REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT="Mozilla/5.0 (TestPhone) Agent/99")
 
     participant_run(browser, study, "p1")
-
-    from studyapp.models import Assignment, AttentionCheckResponse, Rating
 
     stored = []
     for model in (Participant, Assignment, Rating, AttentionCheckResponse):
