@@ -383,7 +383,8 @@ def rating_record(
     ``step_token`` names the step the form was shown for (``Step.token``). Writing is
     guarded twice: the participant row is locked, and the assignment is claimed with a
     conditional update, so a double submit or a replayed form is written exactly once.
-    Attention-check steps are recorded as pass/fail, never as ratings.
+    Attention-check steps are recorded as pass/fail, never as ratings. ``participant`` is
+    refreshed from the database before returning, so callers see a completion at once.
     """
     _values_check(values)
     now = now or timezone.now()
@@ -408,7 +409,8 @@ def _step_answer(
         return RecordOutcome.ALREADY_RECORDED if answered else RecordOutcome.NOT_CURRENT
     if step.check is not None:
         outcome = _check_answer(participant, step.check, values, now=now)
-    elif step.assignment is not None:
+    else:
+        assert step.assignment is not None, "a step shows either an item or a check"
         outcome = _assignment_answer(step.assignment, values, now=now)
     # The steps were read under the participant lock, so whether this was the last
     # unanswered one is known without reading them again (this runs for every rating).
