@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
 from studyapp import selectors, services
@@ -120,8 +120,14 @@ def participant_page(
             return _unavailable(request, None, "missing")
         participant = _bound_participant(request, study)
         if participant is None:
-            return _session_missing(request, study)
-        return view(request, study, participant)
+            response = _session_missing(request, study)
+        else:
+            response = view(request, study, participant)
+        if request.htmx and response.status_code >= 400:
+            # htmx leaves the page as it is on an error status; reload it so the
+            # participant sees the explanation instead of a button that does nothing.
+            return HttpResponseClientRefresh()
+        return response
 
     return never_cache(wrapper)
 
@@ -229,10 +235,12 @@ def step(request: HtmxHttpRequest, study: Study, participant: Participant) -> Ht
 
 def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     form = RatingForm(request.POST)
-    current = selectors.participant_current_step(participant)
-    if current is None:
-        return _after_step(request, study, participant)
     if not form.is_valid():
+        # Only a refused form needs the current step here; a valid one is matched to it by
+        # the service, under the participant lock, so the busiest request reads it once.
+        current = selectors.participant_current_step(participant)
+        if current is None:
+            return _after_step(request, study, participant)
         if "step" in form.errors or form.data.get("step") == current.token:
             # Same item again with the messages; nothing is saved.
             return _step_render(request, study, current, form, status=200 if request.htmx else 400)
@@ -247,7 +255,6 @@ def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant)
         )
     except services.ParticipantInactiveError:
         return _after_step(request, study, participant)
-    participant.refresh_from_db()
     if participant.status != Participant.Status.ACTIVE:
         return _after_step(request, study, participant)
     stale = outcome is not services.RecordOutcome.RECORDED

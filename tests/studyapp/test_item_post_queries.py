@@ -1,0 +1,85 @@
+"""The item POST is the busiest request of a study: pin how many queries it makes.
+
+Participants arrive in bursts and every one of them submits a dozen items, so one
+extra query here is thousands more a study; the load benchmark
+(benchmarks/load_participants.py) relies on these counts staying where they are.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from studyapp import selectors
+from studyapp.models import Dimension, Participant, Rating
+from studyapp.services import RecordOutcome, participant_start, rating_record
+from tests.studyapp.participant_pool import (
+    entry_url,
+    page_instructed_value,
+    page_step_token,
+    rating_post,
+    step_url,
+    study_make,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _selects_from(queries: CaptureQueriesContext, table: str) -> int:
+    return sum(q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"] for q in queries)
+
+
+def test_recording_a_rating_reads_the_participants_steps_once() -> None:
+    participant = participant_start(study=study_make(), prolific_pid="p1")
+    step = selectors.participant_current_step(participant)
+    assert step is not None
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = rating_record(
+            participant=participant,
+            step_token=step.token,
+            values=dict.fromkeys(Dimension.values, 3),
+        )
+
+    assert outcome is RecordOutcome.RECORDED
+    assert _selects_from(queries, "studyapp_assignment") == 1
+    assert _selects_from(queries, "studyapp_attentioncheckresponse") == 1
+    # Savepoint, lock, steps (2), claim, ratings, release, refresh.
+    assert len(queries) == 8
+
+
+def test_recording_the_last_step_completes_the_participant_without_rereading() -> None:
+    participant = participant_start(study=study_make(), prolific_pid="p1")
+    while (step := selectors.participant_current_step(participant)) is not None:
+        value = step.check.instructed_value if step.check else 4
+        with CaptureQueriesContext(connection) as queries:
+            rating_record(
+                participant=participant,
+                step_token=step.token,
+                values=dict.fromkeys(Dimension.values, value),
+            )
+        assert _selects_from(queries, "studyapp_assignment") == 1
+
+    assert participant.status == Participant.Status.COMPLETED
+    assert Rating.objects.filter(assignment__participant=participant).count() == 12 * 5
+
+
+def test_an_item_post_without_javascript_makes_a_fixed_number_of_queries() -> None:
+    study = study_make()
+    browser = Client()
+    browser.get(entry_url(study, "p1"))
+    browser.post(f"/s/{study.slug}/consent/", {"decision": "agree"})
+    page = browser.get(step_url(study)).content.decode()
+    token = page_step_token(page)
+    value = page_instructed_value(page) if token.startswith("check-") else 4
+
+    with CaptureQueriesContext(connection) as queries:
+        response = browser.post(step_url(study), rating_post(token, value))
+
+    assert response.status_code == 302
+    # Study, session, participant, then the eight of rating_record; the page it redirects
+    # to reads the steps itself.
+    assert _selects_from(queries, "studyapp_assignment") == 1
+    assert len(queries) == 11
