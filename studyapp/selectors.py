@@ -65,9 +65,24 @@ def participants_occupying(*, study: Study, now: datetime) -> QuerySet[Participa
 
 
 def study_is_full(*, study: Study, now: datetime) -> bool:
-    if study.max_participants is None:
+    """No place for a new participant: enough people, or too few explanations left to rate.
+
+    The second test counts what is left per condition; the rarer case where enough is
+    left but not on enough different questions is found when items are assigned.
+    """
+    if (
+        study.max_participants is not None
+        and participants_occupying(study=study, now=now).count() >= study.max_participants
+    ):
+        return True
+    cap = study.max_ratings_per_explanation
+    if cap is None:
         return False
-    return participants_occupying(study=study, now=now).count() >= study.max_participants
+    left: dict[int, int] = dict.fromkeys(study.conditions.values_list("id", flat=True), 0)
+    for item in pool_items(study=study, now=now):
+        if item.exposure < cap:
+            left[item.condition_id] += 1
+    return any(count < study.per_condition for count in left.values())
 
 
 @dataclass(frozen=True)

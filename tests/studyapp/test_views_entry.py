@@ -233,3 +233,14 @@ def test_nothing_identifying_beyond_the_prolific_ids_is_stored(study: Study) -> 
     assert "Mozilla" not in text
     field_names = {f.name for f in Participant._meta.get_fields()}
     assert not field_names & {"ip", "ip_address", "user_agent", "email", "name"}
+
+
+def test_a_study_whose_explanations_are_all_rated_is_full_at_the_link(client: Client) -> None:
+    study = study_make(questions=12, max_ratings_per_explanation=1)
+    for n in range(4):
+        participant_start(study=study, prolific_pid=f"p{n}")
+
+    response = client.get(entry_url(study, "late-comer"))
+
+    assert "The study is full" in response.content.decode()
+    assert "studyapp" not in client.session

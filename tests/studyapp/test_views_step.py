@@ -276,3 +276,12 @@ def test_item_pages_need_a_bound_participant(client: Client, study: Study) -> No
     assert client.post(step_url(study), rating_post("item-1", 3)).status_code == 400
     assert client.get(reverse("studyapp:done", kwargs={"slug": study.slug})).status_code == 400
     assert client.get(reverse("studyapp:ended", kwargs={"slug": study.slug})).status_code == 400
+
+
+def test_an_htmx_submit_without_a_session_reloads_the_page_to_explain(
+    client: Client, study: Study
+) -> None:
+    response = client.post(step_url(study), rating_post("item-1", 3), **HTMX)
+
+    assert response["HX-Refresh"] == "true"
+    assert not Rating.objects.exists()
