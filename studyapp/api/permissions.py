@@ -26,6 +26,9 @@ class FailedAuthenticationThrottle(SimpleRateThrottle):
     """
 
     scope = "anon"
+    # Set by SimpleRateThrottle.__init__ from the rate; declared for the type checker.
+    num_requests: int
+    duration: int
 
     def get_cache_key(self, request: Request, view: object) -> str:
         return self.cache_format % {"scope": "failed-auth", "ident": self.get_ident(request)}

@@ -56,7 +56,7 @@ class ResearcherAPIView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         failed = FailedAuthenticationThrottle()
         if failed.is_blocked(request):
-            self.throttled(request, failed.wait())
+            self.throttled(request, failed.wait() or 0.0)
         super().initial(request, *args, **kwargs)
 
     def handle_exception(self, exc: Exception) -> Response:
