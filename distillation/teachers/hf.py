@@ -91,6 +91,8 @@ class HFTeacher:
             group = (request.max_new_tokens, request.stop, request.contrast_prompt is not None)
             groups.setdefault(group, []).append(index)
         for (max_new_tokens, stop, contrastive), indices in groups.items():
+            # Prompts of similar length share a batch, so little compute goes into padding.
+            indices.sort(key=lambda index: len(requests[index].prompt))
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 batch = [requests[index] for index in chunk]
