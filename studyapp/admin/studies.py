@@ -76,7 +76,13 @@ class ConditionInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Condition]:
-        return super().get_queryset(request).annotate(n_explanations=Count("explanations"))
+        # Explicit order: Meta.ordering is not applied to aggregating queries.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_explanations=Count("explanations"))
+            .order_by("name")
+        )
 
     @admin.display(description="explanations")
     def explanation_count(self, obj: Condition) -> int:

@@ -253,3 +253,34 @@ def test_a_researcher_goes_from_a_file_to_a_live_study_to_a_csv_without_a_shell(
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert len(rows) == 12
     assert {r["study"] for r in rows} == {"cqa"}
+
+
+def test_a_study_is_edited_with_its_conditions_inline(researcher):
+    study = study_make()
+    url = reverse("admin:studyapp_study_change", args=[study.pk])
+    page = BeautifulSoup(researcher.get(url).content, "html.parser")
+    form = page.find("form", id="study_form")
+    data: dict[str, str] = {}
+    for field in form.find_all(["input", "textarea", "select"]):
+        name = field.get("name")
+        if not name or field.get("type") in ("submit", "checkbox"):
+            continue
+        if field.name == "textarea":
+            data[name] = field.get_text()
+        elif field.name == "select":
+            chosen = field.find("option", selected=True)
+            data[name] = chosen["value"] if chosen else ""
+        else:
+            data[name] = field.get("value", "")
+    data.update({"title": "Renamed", "time_limit_minutes": "45", "conditions-0-student": "t5-base"})
+    response = researcher.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    study.refresh_from_db()
+    assert (study.title, study.time_limit_minutes, study.status) == ("Renamed", 45, "live")
+    # The inline lists conditions by name, so the first row is "CF:original".
+    assert dict(study.conditions.values_list("name", "student")) == {
+        "CF:original": "t5-base",
+        "MT+CF:original": "t5-v1_1-small",
+        "MT+CF:revised": "t5-v1_1-small",
+        "MT:original": "t5-v1_1-small",
+    }
