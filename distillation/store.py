@@ -17,7 +17,7 @@ import os
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -140,7 +140,9 @@ class TeacherStore:
     # -- writing -----------------------------------------------------------------------------
     def append(self, records: Iterable[TeacherRecord]) -> int:
         """Append one batch and make it durable (flush + fsync) before returning its size."""
-        lines = [json.dumps(asdict(record), ensure_ascii=False) + "\n" for record in records]
+        # vars() rather than asdict(): the fields are flat, and asdict's deep copy triples the
+        # time of a full import.
+        lines = [json.dumps(vars(record), ensure_ascii=False) + "\n" for record in records]
         if not lines:
             return 0
         handle = self._writer()

@@ -172,7 +172,8 @@ def test_the_shared_llama_outputs_import_completely_and_fast(
     critiques = teacher_outputs_import(teacher_dir / "cqa-test-critiques", tmp_path / "test")
 
     assert (train.rows, test.rows, critiques.rows) == (9741, 1221, 1221)
-    assert elapsed < 20, f"importing cqa-train took {elapsed:.1f} s"
+    # Seconds on a loaded two-core machine; a slow path (e.g. through datasets) takes minutes.
+    assert elapsed < 60, f"importing cqa-train took {elapsed:.1f} s"
     assert train.empty_fields["few_shot_revision"] == 5
     assert test.empty_fields["few_shot_revision"] == 2
     assert critiques.empty_fields["few_shot_critique"] == 46
