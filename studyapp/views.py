@@ -97,8 +97,8 @@ def _continue(request: HtmxHttpRequest, study: Study, participant: Participant) 
         return redirect("studyapp:done", slug=study.slug)
     if participant.status != Participant.Status.ACTIVE:
         return redirect("studyapp:ended", slug=study.slug)
-    if study.status == Study.Status.CLOSED:
-        return _unavailable(request, study, "closed")
+    # A paused or closed study admits no one new, but whoever already started may finish,
+    # as on Prolific: their ratings are as valid as everyone else's.
     if not participant.assignments.filter(answered_at__isnull=False).exists():
         return redirect("studyapp:instructions", slug=study.slug)
     return redirect("studyapp:step", slug=study.slug)

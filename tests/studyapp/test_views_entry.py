@@ -179,15 +179,16 @@ def test_a_started_participant_continues_when_the_study_is_paused(
     assert response["Location"] == reverse("studyapp:instructions", kwargs={"slug": study.slug})
 
 
-def test_a_started_participant_of_a_closed_study_sees_the_closed_page(
+def test_a_started_participant_may_finish_after_the_study_closed(
     client: Client, study: Study
 ) -> None:
     participant_start(study=study, prolific_pid="p1")
     Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
 
-    response = client.get(entry_url(study, "p1"))
+    response = client.get(entry_url(study, "p1"), follow=True)
 
-    assert "The study has closed" in response.content.decode()
+    assert "How this works" in response.content.decode()
+    assert "The study has closed" in client.get(entry_url(study, "p2")).content.decode()
 
 
 def test_the_bare_study_address_continues_for_a_bound_browser(client: Client, study: Study) -> None:
