@@ -113,16 +113,24 @@ def _format_detect(path: Path) -> str:
     raise DataError(f"{path}: the file is empty")
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
+def jsonl_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """The non-blank lines of a JSON Lines file, each with its ``file:line`` for messages."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                yield where, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{where}: not valid JSON ({error.msg})") from None
+            if line.strip():
+                yield f"{path}:{number}", line
+
+
+def json_parse(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where}: not valid JSON ({error.msg})") from None
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    for where, line in jsonl_lines(path):
+        yield where, json_parse(line, where)
 
 
 def _hf_rows(path: Path) -> Iterator[tuple[str, Any]]:

@@ -16,14 +16,19 @@ in the store are skipped, so importing twice writes nothing the second time.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distillation.data import arrow_tables, example_from_row, hf_shard_dirs
+from distillation.data import (
+    arrow_tables,
+    example_from_row,
+    hf_shard_dirs,
+    json_parse,
+    jsonl_lines,
+)
 from distillation.errors import DataError
 from distillation.postprocess import output_clean
 from distillation.store import (
@@ -247,21 +252,17 @@ def _native_rows(path: Path, summary: ImportSummary) -> Iterator[list[_Output]]:
     errors: list[str] = []
     parsed: list[list[_Output]] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                example, outputs = _native_line(line, where, summary)
-            except DataError as error:
-                errors.append(str(error))
-                continue
-            if example.id in seen:
-                errors.append(f"{where}: duplicate id {example.id!r}")
-                continue
-            seen.add(example.id)
-            parsed.append(outputs)
+    for where, line in jsonl_lines(path):
+        try:
+            example, outputs = _native_line(line, where, summary)
+        except DataError as error:
+            errors.append(str(error))
+            continue
+        if example.id in seen:
+            errors.append(f"{where}: duplicate id {example.id!r}")
+            continue
+        seen.add(example.id)
+        parsed.append(outputs)
     if errors:
         shown = "\n".join(errors[:20])
         more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
@@ -270,10 +271,7 @@ def _native_rows(path: Path, summary: ImportSummary) -> Iterator[list[_Output]]:
 
 
 def _native_line(line: str, where: str, summary: ImportSummary) -> tuple[Example, list[_Output]]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{where}: not valid JSON ({error.msg})") from None
+    row = json_parse(line, where)
     example = example_from_row(row, where=where)
     outputs: list[_Output] = []
     for name, step in NATIVE_STEP_FIELDS.items():

@@ -7,7 +7,8 @@ left padding, batching, stopping, storing) are exactly those of a real model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -67,3 +68,18 @@ def tiny_causal_lm_build(
         gpt2 = GPT2Config(n_embd=hidden_size, n_layer=layers, n_head=4, n_positions=2048, **common)
         return GPT2LMHeadModel(gpt2).eval()
     raise ValueError(f"unknown tiny model kind {kind!r}; accepted: llama, gpt2")
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads, then restore the previous number.
+
+    Tiny models gain nothing from threads, and on a shared CPU torch's worker threads spin
+    against other processes and can slow generation down a hundredfold.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

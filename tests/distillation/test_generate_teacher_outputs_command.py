@@ -6,11 +6,10 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-import torch
 from django.core.management import CommandError, call_command
 
 from distillation.store import TeacherStore
-from distillation.teachers.tiny import tiny_causal_lm_build, tiny_tokenizer_train
+from distillation.teachers.tiny import tiny_causal_lm_build, tiny_tokenizer_train, torch_threads
 
 QUESTIONS = [
     {
@@ -25,11 +24,8 @@ QUESTIONS = [
 
 @pytest.fixture(autouse=True)
 def one_torch_thread() -> Iterator[None]:
-    # On a shared CPU torch's worker threads spin against other processes; tiny models need none.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def run(*args: str) -> str:
@@ -113,7 +109,7 @@ def test_bad_files_and_limits_are_command_errors(tmp_path: Path) -> None:
         run("--config", str(tmp_path / "absent.toml"))
     with pytest.raises(CommandError, match="not valid TOML"):
         run("--config", str(broken))
-    with pytest.raises(CommandError, match="questions.jsonl: no such file"):
+    with pytest.raises(CommandError, match=r"questions\.jsonl: no such file"):
         run("--config", str(missing_data))
     with pytest.raises(CommandError, match="--limit must be a positive number"):
         run("--config", str(missing_data), "--limit", "0")

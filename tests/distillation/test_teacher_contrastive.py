@@ -10,7 +10,7 @@ import torch
 from distillation.teachers import GenerationRequest
 from distillation.teachers.contrastive import contrastive_generate, contrastive_scores
 from distillation.teachers.hf import HFTeacher
-from distillation.teachers.tiny import tiny_causal_lm_build, tiny_tokenizer_train
+from distillation.teachers.tiny import tiny_causal_lm_build, tiny_tokenizer_train, torch_threads
 
 # A toy vocabulary of four tokens: the gold-answer prompt and the wrong-answer prompt each give
 # a next-token distribution.
@@ -45,11 +45,8 @@ def test_the_plausibility_cut_excludes_tokens_unlikely_under_the_gold_prompt() -
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread() -> Iterator[None]:
-    # On a shared CPU torch's worker threads spin against other processes; tiny models need none.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2"])

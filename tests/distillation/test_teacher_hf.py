@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from distillation.generation import teacher_outputs_generate
 from distillation.store import TeacherStore, teacher_explanations_load
@@ -13,7 +12,7 @@ from distillation.teacher_config import TeacherConfig
 from distillation.teachers import GenerationRequest, TeacherError
 from distillation.teachers.decoding import result_from_tokens
 from distillation.teachers.hf import HFTeacher
-from distillation.teachers.tiny import tiny_causal_lm_build, tiny_tokenizer_train
+from distillation.teachers.tiny import tiny_causal_lm_build, tiny_tokenizer_train, torch_threads
 from distillation.types import Example
 
 CORPUS = [
@@ -31,12 +30,8 @@ PROMPTS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread() -> Iterator[None]:
-    # Tiny matrices gain nothing from threads, and on a shared CPU torch's worker threads
-    # spin against other processes and slow generation down a hundredfold.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
