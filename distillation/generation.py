@@ -45,6 +45,7 @@ class GenerationSummary:
     skipped: int = 0  # already in the store from an earlier run
     blocked: int = 0  # not attempted because the output they build on failed
     by_step: dict[str, Counter[str]] = field(default_factory=dict)
+    torn_lines: list[str] = field(default_factory=list)  # half-written by an interrupted run
 
     def __str__(self) -> str:
         return (
@@ -56,6 +57,11 @@ class GenerationSummary:
         lines = [str(self)]
         for step, counts in self.by_step.items():
             lines.append(f"  {step}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if self.torn_lines:
+            lines.append(
+                f"  ignored {len(self.torn_lines)} half-written line(s) left by an interrupted "
+                f"run: {', '.join(self.torn_lines)}"
+            )
         return lines
 
     def count(self, step: str, outcome: str, n: int = 1) -> None:
@@ -91,6 +97,7 @@ def teacher_outputs_generate(
     summary = GenerationSummary()
     store = TeacherStore(store_dir)
     latest = store.latest()
+    summary.torn_lines = list(store.last_read.torn_lines)
     with store:
         for step in teacher.steps:
             items = list(_step_items(step, selected, teacher, prompts, latest, summary))

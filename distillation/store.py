@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -175,14 +174,6 @@ class TeacherStore:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def store_status_counts(store_dir: Path | str) -> dict[str, dict[str, int]]:
-    """``{step: {status: count}}`` over the latest record of every key."""
-    counts: dict[str, Counter[str]] = {}
-    for record in TeacherStore(store_dir).latest().values():
-        counts.setdefault(record.step, Counter())[record.status] += 1
-    return {step: dict(counter) for step, counter in sorted(counts.items())}
 
 
 def teacher_explanations_load(

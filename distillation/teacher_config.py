@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,6 +36,7 @@ STEPS = ("explain", "critique", "revise", "counterfactual")
 BACKENDS = ("hf", "openai", "import")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ENDPOINTS = ("completions", "chat")
+MODEL_ENV = "OPENAI_MODEL"  # the openai backend's model when teacher.model is not set
 
 T = TypeVar("T")
 
@@ -57,7 +59,7 @@ class TeacherConfig:
     """Which teacher writes the explanations, with which prompts and decoding settings."""
 
     backend: str = "hf"  # "hf" (local model), "openai" (compatible server), "import" (published)
-    model: str = ""  # hf: path or hub name; openai: the served model name
+    model: str = ""  # hf: path or hub name; openai: the served model name (or $OPENAI_MODEL)
     source: Path | None = None  # import: shards folder or native JSON Lines of teacher outputs
     steps: tuple[str, ...] = STEPS  # which steps to run, in pipeline order
     counterfactuals: int | None = None  # wrong choices explained per question (None: all)
@@ -77,7 +79,7 @@ class TeacherConfig:
     contrastive_lambda: float = 0.0  # > 0 turns on contrastive decoding for the explain step
     contrastive_alpha: float = 0.1  # plausibility cut-off of contrastive decoding (0: none)
     # openai backend
-    base_url: str | None = None  # falls back to $OPENAI_BASE_URL
+    base_url: str | None = None  # None: $OPENAI_BASE_URL, read when the backend is built
     api_key_env: str = "OPENAI_API_KEY"  # name of the variable that holds the key (never the key)
     endpoint: str = "completions"  # "completions" (plain prompt) or "chat"
     concurrency: int = 4  # requests in flight at once
@@ -121,9 +123,13 @@ def teacher_config_from_toml(table: Mapping[str, Any]) -> TeacherConfig:
     steps = reader.steps()
     max_new_tokens = dict(defaults.max_new_tokens)
     max_new_tokens.update(reader.step_ints("max_new_tokens"))
+    model = reader.string("model", defaults.model)
+    if backend == "openai" and not model:
+        # The served model's name often comes with the server, like its address.
+        model = os.environ.get(MODEL_ENV, "")
     config = TeacherConfig(
         backend=backend,
-        model=reader.string("model", defaults.model),
+        model=model,
         source=reader.optional_path("source"),
         steps=steps,
         counterfactuals=reader.optional_int("counterfactuals", minimum=0),
@@ -153,8 +159,12 @@ def teacher_config_from_toml(table: Mapping[str, Any]) -> TeacherConfig:
     )
     if config.backend == "import" and config.source is None:
         raise ConfigError("teacher.source is required when teacher.backend is 'import'")
-    if config.backend in ("hf", "openai") and not config.model:
-        raise ConfigError(f"teacher.model is required when teacher.backend is {config.backend!r}")
+    if config.backend == "hf" and not config.model:
+        raise ConfigError("teacher.model is required when teacher.backend is 'hf'")
+    if config.backend == "openai" and not config.model:
+        raise ConfigError(
+            f"teacher.model (or ${MODEL_ENV}) is required when teacher.backend is 'openai'"
+        )
     if config.top_p > 1.0:
         raise ConfigError(f"teacher.top_p must be at most 1, not {config.top_p}")
     if config.contrastive_alpha >= 1.0:

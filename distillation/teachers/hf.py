@@ -85,7 +85,7 @@ class HFTeacher:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """One result per request, in order; requests are batched by their decoding settings."""
-        results: list[GenerationResult | None] = [None] * len(requests)
+        results: dict[int, GenerationResult] = {}
         groups: dict[tuple[int, tuple[str, ...], bool], list[int]] = {}
         for index, request in enumerate(requests):
             group = (request.max_new_tokens, request.stop, request.contrast_prompt is not None)
@@ -113,7 +113,7 @@ class HFTeacher:
                     )
                 for index, output in zip(chunk, outputs, strict=True):
                     results[index] = output
-        return [result for result in results if result is not None]
+        return [results[index] for index in range(len(requests))]
 
     @torch.no_grad()
     def _batch_generate(

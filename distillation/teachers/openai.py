@@ -124,7 +124,8 @@ class OpenAITeacher:
     def _complete(self, request: GenerationRequest) -> GenerationResult:
         response = self._post(self._payload(request))
         try:
-            choice = response.json()["choices"][0]
+            body = response.json()
+            choice = body["choices"][0]
             text = choice["message"]["content"] if self.endpoint == "chat" else choice["text"]
             finish_reason = choice.get("finish_reason")
         except (ValueError, KeyError, IndexError, TypeError):
@@ -136,7 +137,7 @@ class OpenAITeacher:
             text = ""
         if not isinstance(text, str):
             raise TeacherError(f"{self.url} returned a non-text completion: {text!r}")
-        usage = response.json().get("usage") or {}
+        usage = body.get("usage") or {}
         return GenerationResult(
             text=text,
             hit_limit=finish_reason == "length",

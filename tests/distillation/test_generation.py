@@ -235,3 +235,29 @@ def test_the_progress_bar_goes_to_stderr(
     )
 
     assert "teacher explain" in capsys.readouterr().err
+
+
+def test_a_half_written_line_from_a_killed_run_is_redone_and_reported(tmp_path: Path) -> None:
+    teacher = config(steps=("explain",))
+    teacher_outputs_generate(
+        examples=EXAMPLES[:1],
+        teacher=teacher,
+        store_dir=tmp_path,
+        backend=ScriptedBackend(),
+        progress=False,
+    )
+    (segment,) = TeacherStore(tmp_path).segments()
+    with segment.open("a", encoding="utf-8") as handle:
+        handle.write('{"example_id": "q2", "step": "explain", "te')  # killed mid-write
+
+    summary = teacher_outputs_generate(
+        examples=EXAMPLES,
+        teacher=teacher,
+        store_dir=tmp_path,
+        backend=ScriptedBackend(),
+        progress=False,
+    )
+
+    assert (summary.done, summary.skipped) == (1, 1)
+    assert summary.torn_lines == [f"{segment}:2"]
+    assert "ignored 1 half-written line(s)" in "\n".join(summary.lines())

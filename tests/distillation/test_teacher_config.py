@@ -79,12 +79,14 @@ def test_it_accepts_the_table_itself() -> None:
         ({"model": "m", "dtype": "int8"}, r"teacher.dtype must be one of auto, float32"),
         ({"backend": "import"}, r"teacher.source is required"),
         ({"backend": "hf"}, r"teacher.model is required"),
+        ({"backend": "openai"}, r"teacher.model \(or \$OPENAI_MODEL\) is required"),
         ({"model": "m", "top_p": 1.5}, r"teacher.top_p must be at most 1"),
     ],
 )
 def test_a_bad_teacher_table_names_the_key_and_accepted_values(
-    table: dict[str, object], message: str
+    table: dict[str, object], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
     with pytest.raises(ConfigError, match=message):
         teacher_config_from_toml({"teacher": table})
 
@@ -102,3 +104,10 @@ def test_a_bad_teacher_table_names_the_key_and_accepted_values(
 def test_a_bad_data_table_names_the_key(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         data_config_from_toml({"data": table})
+
+
+def test_the_openai_model_may_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_MODEL", "served-llama")
+
+    assert teacher_config_from_toml({"backend": "openai"}).model == "served-llama"
+    assert teacher_config_from_toml({"backend": "openai", "model": "m"}).model == "m"
