@@ -98,24 +98,31 @@ def teacher_outputs_generate(
     store = TeacherStore(store_dir)
     latest = store.latest()
     summary.torn_lines = list(store.last_read.torn_lines)
-    with store:
-        for step in teacher.steps:
-            items = list(_step_items(step, selected, teacher, prompts, latest, summary))
-            if not items:
-                continue
-            if backend is None:
-                backend = teacher_backend_build(teacher)
-            bar = tqdm(
-                total=len(items), desc=f"teacher {step}", unit="output", disable=not progress
-            )
-            with bar:
-                for batch in _chunks(items, teacher.batch_size):
-                    records = _batch_run(batch, backend, teacher)
-                    store.append(records)
-                    for record in records:
-                        latest[record.key] = record
-                        _tally(summary, record)
-                    bar.update(len(batch))
+    built: TeacherBackend | None = None
+    try:
+        with store:
+            for step in teacher.steps:
+                items = list(_step_items(step, selected, teacher, prompts, latest, summary))
+                if not items:
+                    continue
+                if backend is None:
+                    backend = built = teacher_backend_build(teacher)
+                bar = tqdm(
+                    total=len(items), desc=f"teacher {step}", unit="output", disable=not progress
+                )
+                with bar:
+                    for batch in _chunks(items, teacher.batch_size):
+                        records = _batch_run(batch, backend, teacher)
+                        store.append(records)
+                        for record in records:
+                            latest[record.key] = record
+                            _tally(summary, record)
+                        bar.update(len(batch))
+    finally:
+        # A backend built here is ours to release (the openai one holds open connections).
+        close = getattr(built, "close", None)
+        if close is not None:
+            close()
     return summary
 
 

@@ -66,7 +66,9 @@ class TeacherConfig:
     max_new_tokens: Mapping[str, int] = field(
         default_factory=lambda: {"explain": 96, "critique": 96, "revise": 128, "counterfactual": 96}
     )
-    batch_size: int = 8  # prompts per forward pass (hf) or in flight at once at most (openai)
+    # Prompts generated and saved together: one forward pass (hf), or requests sent together,
+    # `concurrency` at a time (openai: make it at least `concurrency`).
+    batch_size: int = 8
     do_sample: bool = False  # greedy by default: reruns reproduce the same text
     temperature: float = 0.7
     top_p: float = 0.95
