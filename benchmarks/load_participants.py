@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import json
 import os
 import platform
@@ -44,7 +45,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,7 @@ class Postgres:
         self.bin = Path(initdb).parent
         self.dir = Path(tempfile.mkdtemp(prefix="load-pg-"))
         self.port = port_free()
+        self.pid: int | None = None
         # PostgreSQL refuses to run as root; run it as an unprivileged user instead.
         self.user = "nobody" if os.geteuid() == 0 else None
         if self.user:
@@ -127,6 +128,7 @@ class Postgres:
             options,
             "start",
         )
+        self.pid = int((data / "postmaster.pid").read_text().split()[0])
         return f"postgres://postgres@127.0.0.1:{self.port}/loadtest"
 
     def stop(self) -> None:
@@ -190,6 +192,8 @@ class Gunicorn:
             "5",
             "--timeout",
             "60",
+            # The shared control socket in ~/.gunicorn would collide with other servers.
+            "--no-control-socket",
         ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -386,47 +390,56 @@ def study_check(*, slug: str, acks: list[Ack], pids: list[str]) -> dict[str, Any
 # --------------------------------------------------------------------------- client side
 
 
-class PageParser(HTMLParser):
+# Start tags and their attributes, as an HTML tokenizer reads them. Only the tags a
+# browser without JavaScript acts on are picked out; the rest of the page is skipped
+# unread, which keeps the load generator's share of the two CPUs small.
+TAG = re.compile(r"<(form|input|button|a|link|script)\b((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.I)
+ATTRIBUTE = re.compile(r"""([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+
+
+@dataclass
+class Page:
     """The parts of a page a browser without JavaScript acts on: forms, links, assets."""
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: list[dict[str, Any]] = []
-        self.links: list[str] = []
-        self.assets: list[str] = []
+    forms: list[dict[str, Any]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    assets: list[str] = field(default_factory=list)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
+    def tag(self, name: str, a: dict[str, str]) -> None:
+        if name == "form":
             self.forms.append(
                 {
                     "action": a.get("action", ""),
+                    "hx_post": a.get("hx-post", ""),
                     "method": a.get("method", "get").lower(),
                     "hidden": {},
                     "radios": defaultdict(list),
-                    "buttons": [],
                 }
             )
-        elif tag == "input" and self.forms:
+        elif name == "input" and self.forms:
             form = self.forms[-1]
-            kind = a.get("type", "text")
+            kind = a.get("type", "text").lower()
             if kind == "hidden":
                 form["hidden"][a.get("name", "")] = a.get("value", "")
             elif kind == "radio":
                 form["radios"][a.get("name", "")].append(a.get("value", ""))
-        elif tag == "button" and self.forms and a.get("name"):
-            self.forms[-1]["buttons"].append((a["name"], a.get("value", "")))
-        elif tag == "a" and a.get("href"):
+        elif name == "a" and a.get("href"):
             self.links.append(a["href"])
-        elif (tag == "link" and a.get("rel") == "stylesheet") or (tag == "script" and a.get("src")):
+        elif (name == "link" and a.get("rel") == "stylesheet") or (
+            name == "script" and a.get("src")
+        ):
             self.assets.append(a.get("href") or a.get("src", ""))
 
 
-def page_parse(html: str) -> PageParser:
-    parser = PageParser()
-    parser.feed(html)
-    parser.close()
-    return parser
+def page_parse(text: str) -> Page:
+    page = Page()
+    for match in TAG.finditer(text):
+        attributes = {
+            key.lower(): html.unescape(double or single or bare or "")
+            for key, double, single, bare in ATTRIBUTE.findall(match.group(2))
+        }
+        page.tag(match.group(1).lower(), attributes)
+    return page
 
 
 class RequestFailed(Exception):
@@ -482,6 +495,9 @@ class Settings:
     time_scale: float
     behind_proxy: bool
     recover: bool
+    # Share of participants whose browser runs JavaScript: their items are posted by htmx
+    # and answered with the next item's partial, one request per item instead of two.
+    htmx_share: float = 0.0
 
 
 class Participant:
@@ -495,6 +511,7 @@ class Participant:
         self.recorder = recorder
         self.pid = pid
         self.rng = random.Random(pid)
+        self.javascript = self.rng.random() < settings.htmx_share
         self.cookies: dict[str, str] = {}
         self.assets_seen: set[str] = set()
         self.recoveries = 0
@@ -511,9 +528,16 @@ class Participant:
             await asyncio.sleep(self.rng.uniform(2, 20) * self.settings.time_scale)
 
     async def fetch(
-        self, kind: str, method: str, url: str, *, expect: int, data: dict[str, str] | None = None
+        self,
+        kind: str,
+        method: str,
+        url: str,
+        *,
+        expect: int,
+        data: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        headers: dict[str, str] = {}
+        headers = dict(headers or {})
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.settings.behind_proxy:
@@ -548,7 +572,7 @@ class Participant:
                 else:
                     self.cookies[name] = morsel.value
 
-    async def assets_fetch(self, page: PageParser) -> None:
+    async def assets_fetch(self, page: Page) -> None:
         """A browser loads each stylesheet and script once, then keeps it in its cache."""
         for asset in page.assets:
             if asset not in self.assets_seen:
@@ -584,15 +608,7 @@ class Participant:
         if response is None:
             raise RequestFailed("no page")
         if response.status_code == 302:
-            location = response.headers["location"]
-            kind = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
-            kind = {
-                "item": "item",
-                "consent": "consent",
-                "instructions": "instructions",
-                "done": "done",
-            }.get(kind, "other")
-            return await self.fetch(f"{kind} GET", "GET", location, expect=200)
+            return await self._follow(response.headers["location"])
         path = response.url.path
         page = page_parse(response.text)
         await self.assets_fetch(page)
@@ -612,11 +628,16 @@ class Participant:
             return response
         raise RequestFailed(f"unexpected page {path}")
 
-    async def _item_answer(self, html: str, page: PageParser) -> httpx.Response:
+    async def _follow(self, location: str) -> httpx.Response:
+        page = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
+        kind = page if page in ("item", "consent", "instructions", "done") else "other"
+        return await self.fetch(f"{kind} GET", "GET", location, expect=200)
+
+    async def _item_answer(self, text: str, page: Page) -> httpx.Response:
         form = next(f for f in page.forms if f["method"] == "post")
         token = form["hidden"]["step"]
         if token.startswith("check-"):
-            match = INSTRUCTION.search(html)
+            match = INSTRUCTION.search(text)
             if match is None:
                 raise RequestFailed("attention check without an instruction")
             values = (LIKERT_BY_LABEL[match.group(1)],) * len(DIMENSIONS)
@@ -626,10 +647,20 @@ class Participant:
             raise RequestFailed("item form without the five rows")
         await self.think()
         data = {**form["hidden"], **dict(zip(DIMENSIONS, map(str, values), strict=True))}
-        response = await self.fetch("item POST", "POST", form["action"], expect=302, data=data)
+        if self.javascript and form["hx_post"]:
+            headers = {"HX-Request": "true", "X-CSRFToken": form["hidden"]["csrfmiddlewaretoken"]}
+            response = await self.fetch(
+                "item POST htmx", "POST", form["hx_post"], expect=200, data=data, headers=headers
+            )
+            if "hx-refresh" in response.headers:
+                raise RequestFailed("htmx was asked to reload the page")
+        else:
+            response = await self.fetch("item POST", "POST", form["action"], expect=302, data=data)
         self.recorder.acks.append(Ack(self.pid, token, values))
         if token.startswith("item-"):
             self.recorder.rating_times.append(time.monotonic())
+        if "hx-redirect" in response.headers:
+            return await self._follow(response.headers["hx-redirect"])
         return response
 
 
@@ -643,7 +674,11 @@ async def participants_run(
     during: Any = None,
 ) -> tuple[float, int]:
     """Run every participant to completion or the deadline; return wall time and how many finished."""
-    limits = httpx.Limits(max_connections=len(pids), max_keepalive_connections=len(pids))
+    # Idle connections are dropped before the server's 5 s keep-alive runs out, as browsers
+    # do; reusing one the server is closing at that moment fails with no response at all.
+    limits = httpx.Limits(
+        max_connections=len(pids), max_keepalive_connections=len(pids), keepalive_expiry=2.0
+    )
     timeout = httpx.Timeout(30.0)
     async with httpx.AsyncClient(
         base_url=settings.base_url, limits=limits, timeout=timeout
@@ -674,6 +709,7 @@ class Run:
     database_url: str
     base_url: str
     server: Gunicorn | None
+    postgres_pid: int | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     def phase(self, name: str, *, time_scale: float, arrival: float, crash: bool) -> dict[str, Any]:
@@ -686,11 +722,13 @@ class Run:
             time_scale=time_scale,
             behind_proxy=self.server is not None,
             recover=True,
+            htmx_share=self.args.htmx_share,
         )
         recorder = Recorder()
         outage: dict[str, Any] = {}
         load_before = os.getloadavg()
         cpu_before = _cpu_times()
+        used_before = self._cpu_used()
         wall, finished = asyncio.run(
             participants_run(
                 settings=settings,
@@ -711,10 +749,27 @@ class Run:
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "cpu_busy_share": _cpu_busy_share(cpu_before, _cpu_times()),
+            "cpu_seconds": {
+                part: round(seconds - used_before.get(part, 0.0), 1)
+                for part, seconds in self._cpu_used().items()
+            },
         }
         if crash:
             result["crash"] = outage
         return result
+
+    def _cpu_used(self) -> dict[str, float]:
+        """CPU seconds so far of this load generator, the app server and the database.
+
+        Shows how the two cores were shared: the simulated browsers compete with the
+        server for the same CPUs. The server's figure is that of its live processes.
+        """
+        used = {"load generator": sum(os.times()[:2])}
+        if self.server is not None and self.server.process is not None:
+            used["gunicorn"] = _group_cpu(self.server.process.pid)
+        if self.postgres_pid is not None:
+            used["postgresql"] = _group_cpu(self.postgres_pid)
+        return used
 
     def _crash_midway(self, outage: dict[str, Any]) -> Any:
         server = self.server
@@ -734,6 +789,22 @@ class Run:
             outage["down_s"] = round(time.monotonic() - killed, 2)
 
         return crash
+
+
+def _group_cpu(leader: int) -> float:
+    """CPU seconds of every live process in ``leader``'s process group, and of its reaped children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while the folder was listed
+        if int(fields[2]) == leader:
+            total += sum(int(x) for x in fields[11:13]) / tick
+            if int(stat.parent.name) == leader:
+                total += sum(int(x) for x in fields[13:15]) / tick
+    return total
 
 
 def _cpu_times() -> tuple[float, float]:
@@ -765,6 +836,7 @@ def print_phase(name: str, result: dict[str, Any]) -> None:
     if "crash" in result:
         print(f"   crash: {result['crash']}")
     print(f"   load average before {result['loadavg_before']}, after {result['loadavg_after']}")
+    print(f"   CPU seconds {result['cpu_seconds']}, machine busy {result['cpu_busy_share']:.0%}")
     sys.stdout.flush()
 
 
@@ -817,6 +889,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--arrival-seconds", type=float, default=60.0)
     parser.add_argument(
+        "--htmx-share",
+        type=float,
+        default=0.0,
+        help="share of participants with JavaScript, whose items are posted by htmx "
+        "(default 0: every participant browses without JavaScript)",
+    )
+    parser.add_argument(
         "--questions", type=int, default=150, help="questions in the pool, each x 4 conditions"
     )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
@@ -841,6 +920,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--participants must be between 1 and {MAX_PARTICIPANTS}")
     if not 0 < args.phase_seconds <= MAX_PHASE_SECONDS:
         parser.error(f"--phase-seconds must be between 1 and {MAX_PHASE_SECONDS}")
+    if not 0 <= args.htmx_share <= 1:
+        parser.error("--htmx-share must be between 0 and 1")
     if args.time_scale < 0 or args.arrival_seconds < 0:
         parser.error("--time-scale and --arrival-seconds cannot be negative")
     if args.questions < 12:
@@ -859,7 +940,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def environment(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, str, Gunicorn | None]]:
+def environment(
+    args: argparse.Namespace, log: Path
+) -> Iterator[tuple[str, str, Gunicorn | None, int | None]]:
     """Database and server for the run; everything started here is stopped on the way out."""
     postgres = None if args.database_url else Postgres()
     server = None
@@ -868,7 +951,7 @@ def environment(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, str,
         database_create(database_url)
         if args.target_url:
             django_setup(database_url)
-            yield database_url, args.target_url.rstrip("/"), None
+            yield database_url, args.target_url.rstrip("/"), None, None
             return
         env = server_environment(database_url)
         manage(env, "migrate", "--no-input")
@@ -876,7 +959,7 @@ def environment(args: argparse.Namespace, log: Path) -> Iterator[tuple[str, str,
         django_setup(database_url)
         server = Gunicorn(env, workers=args.workers, threads=args.threads, log=log)
         server.start()
-        yield database_url, server.url, server
+        yield database_url, server.url, server, postgres.pid if postgres else None
     finally:
         if server:
             server.stop()
@@ -891,8 +974,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.crash:
         phases.append(("crash", False))
     results: dict[str, dict[str, Any]] = {}
-    with environment(args, log) as (database_url, base_url, server):
-        run = Run(args=args, database_url=database_url, base_url=base_url, server=server)
+    with environment(args, log) as (database_url, base_url, server, postgres_pid):
+        run = Run(
+            args=args,
+            database_url=database_url,
+            base_url=base_url,
+            server=server,
+            postgres_pid=postgres_pid,
+        )
         print(
             f"server {base_url}, gunicorn {args.workers} workers x {args.threads} threads, "
             f"log {log}"
@@ -920,6 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "threads": args.threads,
             "time_scale": args.time_scale,
+            "htmx_share": args.htmx_share,
             "questions": args.questions,
         },
         "server_tracebacks": server_errors,
