@@ -111,3 +111,10 @@ def test_the_openai_model_may_come_from_the_environment(monkeypatch: pytest.Monk
 
     assert teacher_config_from_toml({"backend": "openai"}).model == "served-llama"
     assert teacher_config_from_toml({"backend": "openai", "model": "m"}).model == "m"
+
+
+def test_an_import_teacher_does_not_build_a_generating_backend() -> None:
+    from distillation.teachers import teacher_backend_build
+
+    with pytest.raises(ConfigError, match="does not generate; use 'hf' or 'openai'"):
+        teacher_backend_build(TeacherConfig(backend="import", source=Path("outputs.jsonl")))
