@@ -104,6 +104,23 @@ def _continue(request: HtmxHttpRequest, study: Study, participant: Participant) 
     return redirect("studyapp:step", slug=study.slug)
 
 
+def study_page(
+    view: Callable[[HtmxHttpRequest, Study], HttpResponse],
+) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
+    """Resolve the study in the URL (a clear 404 page when there is none); never cached,
+    so the back button re-asks the server where the participant is instead of re-showing
+    an old item."""
+
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+        study = selectors.study_get(slug=slug)
+        if study is None:
+            return _unavailable(request, None, "missing")
+        return view(request, study)
+
+    return never_cache(wrapper)
+
+
 def participant_page(
     view: Callable[[HtmxHttpRequest, Study, Participant], HttpResponse],
 ) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
@@ -113,11 +130,9 @@ def participant_page(
     field can reach another participant's items.
     """
 
+    @study_page
     @wraps(view)
-    def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-        study = selectors.study_get(slug=slug)
-        if study is None:
-            return _unavailable(request, None, "missing")
+    def wrapper(request: HtmxHttpRequest, study: Study) -> HttpResponse:
         participant = _bound_participant(request, study)
         if participant is None:
             response = _session_missing(request, study)
@@ -129,15 +144,12 @@ def participant_page(
             return HttpResponseClientRefresh()
         return response
 
-    return never_cache(wrapper)
+    return wrapper
 
 
-@never_cache
 @require_GET
-def entry(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    study = selectors.study_get(slug=slug)
-    if study is None:
-        return _unavailable(request, None, "missing")
+@study_page
+def entry(request: HtmxHttpRequest, study: Study) -> HttpResponse:
     if not request.GET:
         # A bare study address in a browser that already took part (a bookmark, a
         # reopened tab) continues; anyone else needs the full Prolific link.
@@ -168,12 +180,9 @@ def entry(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return redirect("studyapp:consent", slug=study.slug)
 
 
-@never_cache
 @require_http_methods(["GET", "POST"])
-def consent(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    study = selectors.study_get(slug=slug)
-    if study is None:
-        return _unavailable(request, None, "missing")
+@study_page
+def consent(request: HtmxHttpRequest, study: Study) -> HttpResponse:
     binding = _binding(request, study)
     if binding is None:
         return _session_missing(request, study)
