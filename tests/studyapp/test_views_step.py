@@ -285,3 +285,14 @@ def test_an_htmx_submit_without_a_session_reloads_the_page_to_explain(
 
     assert response["HX-Refresh"] == "true"
     assert not Rating.objects.exists()
+
+
+def test_item_pages_are_never_cached_so_back_shows_the_current_item(
+    browser: Client, study: Study
+) -> None:
+    _answer_current(browser, study)
+
+    response = browser.get(step_url(study))
+
+    assert "no-store" in response["Cache-Control"]
+    assert page_step_token(response.content.decode()) != "item-1"
