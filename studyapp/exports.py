@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from django.db.models import QuerySet
 
 from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
 
+# Computed once: Dimension.values rebuilds its list on every access.
+DIMENSIONS: tuple[str, ...] = tuple(Dimension.values)
 RATINGS_COLUMNS: tuple[str, ...] = (
     "participant",
     "study",
@@ -28,7 +31,7 @@ RATINGS_COLUMNS: tuple[str, ...] = (
     "condition",
     "explanation_id",
     "explanation_length",
-    *Dimension.values,
+    *DIMENSIONS,
     "seconds_on_item",
     "attention_failed",
     "excluded",
@@ -45,6 +48,9 @@ class TextWriter(Protocol):
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection);
 # tab and carriage return start formulas in some spreadsheets too.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+# Ids a query at most; far below SQLite's (32766) and PostgreSQL's limits on parameters.
+CHUNK = 2000
 
 
 def participant_pseudonym(prolific_pid: str) -> str:
@@ -71,12 +77,30 @@ def cell_escape(value: object) -> str:
     return text
 
 
-def ratings_assignments(study: Study) -> QuerySet[Assignment]:
+# What one rated item needs from the database, read as plain values: building model
+# instances for every assignment, participant and explanation was most of an export's time.
+ITEM_FIELDS = (
+    "id",
+    "position",
+    "shown_at",
+    "answered_at",
+    "participant_id",
+    "participant__prolific_pid",
+    "participant__attention_failures",
+    "participant__excluded",
+    "question__external_id",
+    "explanation_id",
+    "explanation__length",
+    "explanation__condition__name",
+)
+
+
+def ratings_items(study: Study) -> QuerySet[Assignment, dict[str, Any]]:
     """The rated items of a study in export order (participant by start time, then position)."""
     return (
         Assignment.objects.filter(participant__study=study, answered_at__isnull=False)
-        .select_related("participant", "explanation__condition", "question")
         .order_by("participant__started_at", "participant_id", "position")
+        .values(*ITEM_FIELDS)
     )
 
 
@@ -95,60 +119,67 @@ def ratings_columns(*, covariates: bool, include_prolific_ids: bool = False) -> 
 
 
 def ratings_rows_build(
-    assignments: Iterable[Assignment],
+    items: Iterable[dict[str, Any]],
     *,
     study: Study,
     include_prolific_ids: bool = False,
     covariates: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """Export rows for these assignments (a whole study or one page of it).
+    """Export rows for these items of ``ratings_items`` (a whole study or one page of it).
 
     Values keep their types (ints, floats, bools; None where there is no value);
     ``ratings_write_csv`` turns them into text.
     """
-    assignments = list(assignments)
+    items = list(items)
     if covariates is None:
         covariates = study_has_demographics(study)
-    values = _ratings_by_assignment([a.pk for a in assignments])
+    values = _ratings_by_assignment([item["id"] for item in items])
     demographics = (
-        _demographics_by_participant({a.participant_id for a in assignments}) if covariates else {}
+        _demographics_by_participant({item["participant_id"] for item in items})
+        if covariates
+        else {}
     )
     pseudonyms: dict[int, str] = {}
     rows: list[dict[str, Any]] = []
-    for assignment in assignments:
-        participant = assignment.participant
-        if participant.pk not in pseudonyms:
-            pseudonyms[participant.pk] = participant_pseudonym(participant.prolific_pid)
-        explanation = assignment.explanation
+    for item in items:
+        participant_id = item["participant_id"]
+        pid = item["participant__prolific_pid"]
+        if participant_id not in pseudonyms:
+            pseudonyms[participant_id] = participant_pseudonym(pid)
         row: dict[str, Any] = {
-            "participant": pseudonyms[participant.pk],
+            "participant": pseudonyms[participant_id],
             "study": study.slug,
-            "position": assignment.position,
-            "question_id": assignment.question.external_id,
-            "condition": explanation.condition.name,
-            "explanation_id": explanation.pk,
-            "explanation_length": explanation.length,
+            "position": item["position"],
+            "question_id": item["question__external_id"],
+            "condition": item["explanation__condition__name"],
+            "explanation_id": item["explanation_id"],
+            "explanation_length": item["explanation__length"],
         }
-        ratings = values.get(assignment.pk, {})
-        for dimension in Dimension.values:
+        ratings = values.get(item["id"], {})
+        for dimension in DIMENSIONS:
             row[dimension] = ratings.get(dimension)
-        seconds = assignment.seconds_on_item
-        row["seconds_on_item"] = round(seconds, 3) if seconds is not None else None
+        row["seconds_on_item"] = _seconds_between(item["shown_at"], item["answered_at"])
         # The count of failed checks, not a yes/no: the analysis applies its own threshold.
-        row["attention_failed"] = participant.attention_failures
-        row["excluded"] = participant.excluded
+        row["attention_failed"] = item["participant__attention_failures"]
+        row["excluded"] = item["participant__excluded"]
         if covariates:
-            row.update(_covariates_of(demographics.get(participant.pk)))
+            row.update(_covariates_of(demographics.get(participant_id)))
         if include_prolific_ids:
-            row[PROLIFIC_ID_COLUMN] = participant.prolific_pid
+            row[PROLIFIC_ID_COLUMN] = pid
         rows.append(row)
     return rows
+
+
+def _seconds_between(shown: datetime | None, answered: datetime | None) -> float | None:
+    if shown is None or answered is None:
+        return None
+    return round((answered - shown).total_seconds(), 3)
 
 
 def ratings_rows(study: Study, *, include_prolific_ids: bool = False) -> list[dict[str, Any]]:
     """Every rated item of the study as a dict, keys in the DESIGN.md ratings-CSV order."""
     return ratings_rows_build(
-        ratings_assignments(study), study=study, include_prolific_ids=include_prolific_ids
+        ratings_items(study), study=study, include_prolific_ids=include_prolific_ids
     )
 
 
@@ -175,12 +206,12 @@ def ratings_export_write(
     columns = ratings_columns(covariates=covariates, include_prolific_ids=include_prolific_ids)
     rows: list[dict[str, Any]] = []
     for study in studies:
-        assignments = ratings_assignments(study)
+        items = ratings_items(study)
         if participant_ids is not None:
-            assignments = assignments.filter(participant_id__in=list(participant_ids))
+            items = items.filter(participant_id__in=list(participant_ids))
         rows.extend(
             ratings_rows_build(
-                assignments,
+                items,
                 study=study,
                 include_prolific_ids=include_prolific_ids,
                 covariates=covariates,
@@ -202,8 +233,8 @@ def rows_write_csv(
 def _ratings_by_assignment(assignment_ids: list[int]) -> dict[int, dict[str, int]]:
     values: dict[int, dict[str, int]] = defaultdict(dict)
     # Chunked so that a large study stays under SQLite's limit on query parameters.
-    for start in range(0, len(assignment_ids), 500):
-        chunk = assignment_ids[start : start + 500]
+    for start in range(0, len(assignment_ids), CHUNK):
+        chunk = assignment_ids[start : start + CHUNK]
         for assignment_id, dimension, value in Rating.objects.filter(
             assignment_id__in=chunk
         ).values_list("assignment_id", "dimension", "value"):
@@ -214,9 +245,9 @@ def _ratings_by_assignment(assignment_ids: list[int]) -> dict[int, dict[str, int
 def _demographics_by_participant(participant_ids: set[int]) -> dict[int, ParticipantDemographics]:
     ids = sorted(participant_ids)
     found: dict[int, ParticipantDemographics] = {}
-    for start in range(0, len(ids), 500):
+    for start in range(0, len(ids), CHUNK):
         for record in ParticipantDemographics.objects.filter(
-            participant_id__in=ids[start : start + 500]
+            participant_id__in=ids[start : start + CHUNK]
         ):
             found[record.participant_id] = record
     return found

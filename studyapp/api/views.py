@@ -35,7 +35,7 @@ from studyapp.api.serializers import (
     StudySerializer,
 )
 from studyapp.exports import (
-    ratings_assignments,
+    ratings_items,
     ratings_rows_build,
     ratings_write_csv,
     study_has_demographics,
@@ -162,7 +162,7 @@ class StudyRatingsView(ResearcherAPIView, generics.GenericAPIView):
 
     def get(self, request: Request, slug: str) -> Response:
         study = study_for(slug)
-        page = self.paginate_queryset(ratings_assignments(study))
+        page = self.paginate_queryset(ratings_items(study))
         rows = ratings_rows_build(page or [], study=study, covariates=study_has_demographics(study))
         return self.get_paginated_response(RatingRowSerializer(rows, many=True).data)
 
