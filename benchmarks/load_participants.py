@@ -969,6 +969,9 @@ def environment(
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    # A SIGTERM (a timeout, a cancelled job) unwinds like Ctrl-C, so the database and the
+    # server started here are stopped on the way out instead of being left running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     log = Path(tempfile.mkdtemp(prefix="load-")) / "gunicorn.log"
     phases = [(m, m == "saturation") for m in args.modes]
     if args.crash:
