@@ -63,6 +63,14 @@ class StudyCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(exc.errors) from None
 
 
+class StudyStatusSerializer(serializers.Serializer):
+    """Open (live), pause or close a study."""
+
+    status = serializers.ChoiceField(
+        choices=[Study.Status.LIVE, Study.Status.PAUSED, Study.Status.CLOSED]
+    )
+
+
 class StudyProgressSerializer(serializers.Serializer):
     participants_started = serializers.IntegerField()
     participants_active = serializers.IntegerField()

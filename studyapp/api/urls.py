@@ -10,6 +10,7 @@ app_name = "api"
 urlpatterns = [
     path("studies/", views.StudyListCreateView.as_view(), name="study-list"),
     path("studies/<slug:slug>/", views.StudyDetailView.as_view(), name="study-detail"),
+    path("studies/<slug:slug>/status/", views.StudyStatusView.as_view(), name="study-status"),
     path("studies/<slug:slug>/progress/", views.StudyProgressView.as_view(), name="study-progress"),
     path(
         "studies/<slug:slug>/participants/",

@@ -15,7 +15,7 @@ from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +33,7 @@ from studyapp.api.serializers import (
     StudyCreateSerializer,
     StudyProgressSerializer,
     StudySerializer,
+    StudyStatusSerializer,
 )
 from studyapp.exports import (
     ratings_items,
@@ -42,7 +43,11 @@ from studyapp.exports import (
 )
 from studyapp.models import Participant, Study
 from studyapp.monitoring import study_progress
-from studyapp.services import StudyConflictError, study_create_from_explanations
+from studyapp.services import (
+    StudyConflictError,
+    study_create_from_explanations,
+    study_status_change,
+)
 
 
 class ResearcherAPIView(APIView):
@@ -128,6 +133,31 @@ class StudyDetailView(ResearcherAPIView, generics.RetrieveAPIView):
 
     def get_queryset(self) -> QuerySet[Study]:
         return studies_queryset()
+
+
+class StudyStatusView(ResearcherAPIView):
+    """Open, pause or close a study; 409 when it cannot go there from its current status."""
+
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(
+        request=StudyStatusSerializer,
+        responses={
+            200: StudySerializer,
+            409: OpenApiResponse(description="The study cannot change to that status now."),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        study = study_for(slug)
+        serializer = StudyStatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        target = serializer.validated_data["status"]
+        if study.status != target and not study_status_change(study=study, status=target):
+            return Response(
+                {"detail": f"a {study.status} study cannot be set to {target}"},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(StudySerializer(study).data)
 
 
 class StudyProgressView(ResearcherAPIView):

@@ -15,6 +15,7 @@ API_PATHS = {
     "/api/studies/",
     "/api/studies/{slug}/",
     "/api/studies/{slug}/progress/",
+    "/api/studies/{slug}/status/",
     "/api/studies/{slug}/participants/",
     "/api/studies/{slug}/ratings/",
     "/api/studies/{slug}/ratings.csv",

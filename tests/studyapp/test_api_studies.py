@@ -185,3 +185,33 @@ def test_missing_fields_are_reported_by_name(api):
     body = response.json()
     assert set(body) == {"slug", "explanations"}
     assert Participant.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "code", "end"),
+    [
+        ("live", "paused", 200, "paused"),
+        ("paused", "live", 200, "live"),
+        ("live", "closed", 200, "closed"),
+        ("closed", "closed", 200, "closed"),
+        ("draft", "paused", 409, "draft"),
+    ],
+)
+def test_a_study_is_opened_paused_and_closed(api, start, target, code, end):
+    study = study_make(slug="pilot", live=False)
+    Study.objects.filter(pk=study.pk).update(status=start)
+    url = reverse("api:study-status", kwargs={"slug": "pilot"})
+    response = api.post(url, {"status": target}, content_type="application/json")
+    assert response.status_code == code
+    study.refresh_from_db()
+    assert study.status == end
+    if code == 200:
+        assert response.json()["status"] == end
+
+
+def test_an_unknown_status_is_refused_by_name(api):
+    study_make(slug="pilot")
+    url = reverse("api:study-status", kwargs={"slug": "pilot"})
+    response = api.post(url, {"status": "draft"}, content_type="application/json")
+    assert response.status_code == 400
+    assert "status" in response.json()

@@ -38,6 +38,11 @@ def statuses(client) -> dict[str, int]:
     return {name: client.get(url).status_code for name, url in ENDPOINTS.items()}
 
 
+def status_post(client):
+    url = reverse("api:study-status", kwargs={"slug": "pilot"})
+    return client.post(url, {"status": "closed"}, content_type="application/json")
+
+
 def upload(client):
     content = "\n".join(explanation_lines()).encode()
     return client.post(
@@ -50,7 +55,10 @@ def test_anonymous_callers_are_refused_everywhere(study):
     client = client_for("anonymous")
     assert statuses(client) == dict.fromkeys(ENDPOINTS, 401)
     assert upload(client).status_code == 401
+    assert status_post(client).status_code == 401
     assert not Study.objects.filter(slug="created").exists()
+    study.refresh_from_db()
+    assert study.status == "live"
 
 
 @pytest.mark.parametrize("make_client", [client_for, token_client_for], ids=["session", "token"])
@@ -58,7 +66,10 @@ def test_non_staff_users_are_refused_everywhere(study, make_client):
     client = make_client("member")
     assert statuses(client) == dict.fromkeys(ENDPOINTS, 403)
     assert upload(client).status_code == 403
+    assert status_post(client).status_code == 403
     assert not Study.objects.filter(slug="created").exists()
+    study.refresh_from_db()
+    assert study.status == "live"
 
 
 @pytest.mark.parametrize("make_client", [client_for, token_client_for], ids=["session", "token"])
@@ -66,6 +77,7 @@ def test_staff_reach_every_endpoint(study, make_client):
     client = make_client("researcher")
     assert statuses(client) == dict.fromkeys(ENDPOINTS, 200)
     assert upload(client).status_code == 201
+    assert status_post(client).status_code == 200
 
 
 def test_a_wrong_token_is_refused(study):
