@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.utils import timezone
 
 from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
 
@@ -188,6 +190,14 @@ def ratings_write_csv(
 ) -> int:
     """Write the study's ratings export as CSV to an open text file; return the row count."""
     return ratings_export_write([study], fileobj, include_prolific_ids=include_prolific_ids)
+
+
+def ratings_download(name: str) -> HttpResponse:
+    """An empty CSV download response named ``ratings-<name>-<time>.csv``; write rows into it."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"ratings-{name}-{timezone.now():%Y%m%d-%H%M}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def ratings_export_write(

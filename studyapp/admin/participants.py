@@ -9,11 +9,9 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from studyapp.admin.forms import ReasonForm
-from studyapp.admin.studies import csv_attachment
-from studyapp.exports import ratings_export_write
+from studyapp.exports import ratings_download, ratings_export_write
 from studyapp.models import Participant, ParticipantExclusion, Study
 from studyapp.services import participant_exclusion_set, participant_stop
 
@@ -227,7 +225,7 @@ class ParticipantAdmin(admin.ModelAdmin):
     )
     def ratings_export(self, request: HttpRequest, queryset: QuerySet[Participant]) -> HttpResponse:
         studies = list(Study.objects.filter(participants__in=queryset).distinct().order_by("slug"))
-        response = csv_attachment(f"ratings-participants-{timezone.now():%Y%m%d-%H%M}.csv")
+        response = ratings_download("participants")
         ratings_export_write(
             studies, response, participant_ids=list(queryset.values_list("pk", flat=True))
         )

@@ -12,7 +12,6 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -22,12 +21,13 @@ from studyapp.demographics import (
     demographics_import,
     unmatched_message,
 )
-from studyapp.exports import ratings_export_write
+from studyapp.exports import ratings_download, ratings_export_write
 from studyapp.management.commands.create_study import PROLIFIC_QUERY
 from studyapp.models import Condition, Participant, Study, StudyReport
 from studyapp.monitoring import bars_layout, study_latest_report, study_progress
 from studyapp.reports import ReportError, report_html_path, study_report_run
 from studyapp.services import (
+    STUDY_STATUS_CHANGES,
     StudyConflictError,
     study_create_from_explanations,
     study_status_change,
@@ -41,12 +41,6 @@ STATUS_ACTIONS = {
 }
 
 STATUS_BUTTONS = (("open", "Open"), ("pause", "Pause"), ("close", "Close"))
-# Buttons that would do nothing in the current status are not shown.
-STATUS_BUTTON_HIDDEN_WHEN = {
-    "open": (Study.Status.LIVE,),
-    "pause": (Study.Status.DRAFT, Study.Status.PAUSED, Study.Status.CLOSED),
-    "close": (Study.Status.CLOSED,),
-}
 
 
 def duration_text(seconds: float | None) -> str:
@@ -54,12 +48,6 @@ def duration_text(seconds: float | None) -> str:
         return "-"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest:02d} s"
-
-
-def csv_attachment(filename: str) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 class ConditionInline(admin.TabularInline):
@@ -184,7 +172,7 @@ class StudyAdmin(admin.ModelAdmin):
     def ratings_export(self, request: HttpRequest, queryset: QuerySet[Study]) -> HttpResponse:
         studies = list(queryset.order_by("slug"))
         name = studies[0].slug if len(studies) == 1 else f"{len(studies)}-studies"
-        response = csv_attachment(f"ratings-{name}-{timezone.now():%Y%m%d-%H%M}.csv")
+        response = ratings_download(name)
         ratings_export_write(studies, response)
         return response
 
@@ -303,10 +291,11 @@ class StudyAdmin(admin.ModelAdmin):
             "condition_height": condition_height,
             "exposure_bars": exposure_bars,
             "exposure_height": exposure_height,
+            # Only the buttons that would change something in the current status.
             "status_buttons": [
                 (key, label)
                 for key, label in STATUS_BUTTONS
-                if study.status not in STATUS_BUTTON_HIDDEN_WHEN[key]
+                if study.status in STUDY_STATUS_CHANGES[STATUS_ACTIONS[key][0]]
             ],
             "entry_url": request.build_absolute_uri(
                 reverse("studyapp:entry", kwargs={"slug": study.slug})
@@ -403,6 +392,6 @@ class StudyAdmin(admin.ModelAdmin):
         study = self._study_or_404(request, object_id)
         if not self.has_view_permission(request, study):
             raise PermissionDenied
-        response = csv_attachment(f"ratings-{study.slug}-{timezone.now():%Y%m%d-%H%M}.csv")
+        response = ratings_download(study.slug)
         ratings_export_write([study], response)
         return response

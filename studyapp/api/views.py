@@ -8,7 +8,6 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -36,6 +35,7 @@ from studyapp.api.serializers import (
     StudyStatusSerializer,
 )
 from studyapp.exports import (
+    ratings_download,
     ratings_items,
     ratings_rows_build,
     ratings_write_csv,
@@ -227,9 +227,7 @@ class StudyRatingsCSVView(ResearcherAPIView):
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
         study = study_for(slug)
-        filename = f"ratings-{study.slug}-{timezone.now():%Y%m%d-%H%M}.csv"
         # A plain response: the body is CSV whatever the Accept header asked for.
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response = ratings_download(study.slug)
         ratings_write_csv(study, response)
         return response
