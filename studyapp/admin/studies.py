@@ -144,7 +144,12 @@ class StudyAdmin(admin.ModelAdmin):
 
     def _status_action(self, request: HttpRequest, queryset: QuerySet[Study], key: str) -> None:
         status, verb = STATUS_ACTIONS[key]
-        changed = [s.slug for s in queryset if study_status_change(study=s, status=status)]
+        changed: list[str] = []
+        for study in queryset:
+            if study_status_change(study=study, status=status):
+                # The admin's history of the study then shows who opened or closed it, and when.
+                self.log_change(request, study, f"{verb} the study")
+                changed.append(study.slug)
         unchanged = queryset.count() - len(changed)
         if changed:
             self.message_user(request, f"{verb.capitalize()}: {', '.join(changed)}.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from django.contrib.admin.models import LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import reverse
@@ -123,6 +124,11 @@ def test_the_dashboard_buttons_change_the_status(researcher):
     assert response.status_code == 302
     study.refresh_from_db()
     assert study.status == "paused"
+    history = LogEntry.objects.get(object_id=str(study.pk))
+    assert (history.user.username, history.get_change_message()) == (
+        "researcher",
+        "paused the study",
+    )
     assert (
         researcher.post(reverse("admin:studyapp_study_status", args=[study.pk, "x"])).status_code
         == 404
