@@ -739,6 +739,9 @@ class Run:
                 during=self._crash_midway(outage) if crash else None,
             )
         )
+        # Taken before the database check, which runs in this process and is not load.
+        used_after = self._cpu_used()
+        busy = _cpu_busy_share(cpu_before, _cpu_times())
         result = {
             "participants": len(pids),
             "finished": finished,
@@ -748,10 +751,10 @@ class Run:
             "database": study_check(slug=slug, acks=recorder.acks, pids=pids),
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "cpu_busy_share": _cpu_busy_share(cpu_before, _cpu_times()),
+            "cpu_busy_share": busy,
             "cpu_seconds": {
                 part: round(seconds - used_before.get(part, 0.0), 1)
-                for part, seconds in self._cpu_used().items()
+                for part, seconds in used_after.items()
             },
         }
         if crash:
