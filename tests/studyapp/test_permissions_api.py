@@ -51,22 +51,20 @@ def upload(client):
     )
 
 
-def test_anonymous_callers_are_refused_everywhere(study):
-    client = client_for("anonymous")
-    assert statuses(client) == dict.fromkeys(ENDPOINTS, 401)
-    assert upload(client).status_code == 401
-    assert status_post(client).status_code == 401
-    assert not Study.objects.filter(slug="created").exists()
-    study.refresh_from_db()
-    assert study.status == "live"
-
-
-@pytest.mark.parametrize("make_client", [client_for, token_client_for], ids=["session", "token"])
-def test_non_staff_users_are_refused_everywhere(study, make_client):
-    client = make_client("member")
-    assert statuses(client) == dict.fromkeys(ENDPOINTS, 403)
-    assert upload(client).status_code == 403
-    assert status_post(client).status_code == 403
+@pytest.mark.parametrize(
+    ("make_client", "kind", "code"),
+    [
+        (client_for, "anonymous", 401),
+        (client_for, "member", 403),
+        (token_client_for, "member", 403),
+    ],
+    ids=["anonymous", "non-staff session", "non-staff token"],
+)
+def test_anonymous_and_non_staff_callers_are_refused_everywhere(study, make_client, kind, code):
+    client = make_client(kind)
+    assert statuses(client) == dict.fromkeys(ENDPOINTS, code)
+    assert upload(client).status_code == code
+    assert status_post(client).status_code == code
     assert not Study.objects.filter(slug="created").exists()
     study.refresh_from_db()
     assert study.status == "live"
