@@ -29,6 +29,9 @@ def number(value: Any, digits: int = 3) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        # Per-word effects of explanation length are tiny; fixed decimals would show -0.000.
+        if value != 0 and abs(value) < 0.5 * 10**-digits:
+            return f"{value:.2e}"
         return f"{value:.{digits}f}"
     return str(value)
 
@@ -130,7 +133,7 @@ def _overview(summary: dict[str, Any]) -> str:
             else "none",
         ],
     ]
-    return _table(["", ""], facts)
+    return _table(["", "value"], facts)
 
 
 def _descriptives(summary: dict[str, Any]) -> str:

@@ -261,16 +261,40 @@ def ordinal_fit(data: pd.DataFrame, *, dv: str, reference: str, maxiter: int = 2
         raise AnalysisError(
             f"{dv}: the ordinal model needs at least two different ratings, all are {levels[0]}"
         )
+    n_params = exog.shape[1] + len(levels) - 1
+    if len(frame) <= n_params:
+        raise AnalysisError(
+            f"{dv}: the ordinal model has {n_params} parameters and needs more ratings than that, "
+            f"found {len(frame)}"
+        )
     endog = pd.Series(pd.Categorical(compact["_y"], categories=levels, ordered=True))
-    model = _FrequencyOrderedModel(
-        endog, compact[list(exog.columns)], counts=compact["_count"].to_numpy(), distr="logit"
-    )
+    try:
+        model = _FrequencyOrderedModel(
+            endog, compact[list(exog.columns)], counts=compact["_count"].to_numpy(), distr="logit"
+        )
+    except ValueError:
+        # statsmodels refuses predictors that combine into a constant, which would make
+        # them interchangeable with the thresholds; only tiny samples get here.
+        raise AnalysisError(
+            f"{dv}: the ordinal model is not identified: with {len(frame)} ratings the "
+            "predictors combine into a constant"
+        ) from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = model.fit(method="bfgs", maxiter=maxiter, disp=False)
     k = exog.shape[1]
     params = np.asarray(result.params)
-    cov = np.asarray(result.cov_params())
+    no_maximum = AnalysisError(
+        f"{dv}: the ordinal model has no finite maximum (a rating category or predictor "
+        "separates the data perfectly, which small samples make likely)"
+    )
+    if not np.isfinite(params).all():
+        raise no_maximum
+    try:
+        cov = np.asarray(result.cov_params())
+    except ValueError:
+        # statsmodels leaves the covariance unset when the Hessian cannot be inverted.
+        raise no_maximum from None
     se = np.sqrt(np.clip(np.diag(cov)[:k], 0, None))
     z = params[:k] / se
     cuts = model.transform_threshold_params(params)[1:-1]

@@ -42,6 +42,10 @@ class _Problems:
         except AnalysisError as exc:
             self.items.append({"what": what, "reason": str(exc)})
             return None
+        except np.linalg.LinAlgError as exc:
+            # A singular system in one model (tiny or collinear data) costs that model only.
+            self.items.append({"what": what, "reason": f"numerical failure ({exc})"})
+            return None
 
     def reason(self, what: str) -> str | None:
         return next((p["reason"] for p in self.items if p["what"] == what), None)

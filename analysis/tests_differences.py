@@ -122,6 +122,13 @@ def levene(data: pd.DataFrame, *, dv: str, between: str = "condition") -> pd.Dat
         raise AnalysisError(
             f"{dv}: Levene's test is undefined because ratings do not vary within conditions"
         )
+    # W divides by the spread of |x - median| within conditions, which is also zero when
+    # each condition's values lie symmetrically at one distance from its median (tiny samples).
+    if all(np.ptp(np.abs(v - np.median(v))) == 0 for v in values):
+        raise AnalysisError(
+            f"{dv}: Levene's test is undefined because, in every condition, all ratings lie "
+            "equally far from the condition's median"
+        )
     w, p = stats.levene(*values, center="median")
     n = sum(len(v) for v in values)
     return pd.DataFrame(

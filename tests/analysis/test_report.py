@@ -12,6 +12,7 @@ from bs4 import BeautifulSoup
 from scipy import stats
 
 from analysis.errors import AnalysisError
+from analysis.html import number, p_value
 from analysis.load import DIMENSIONS, ratings_load
 from analysis.report import report_write
 from analysis.simulate import ratings_simulate
@@ -164,10 +165,13 @@ def test_the_html_report_shows_the_same_numbers_rounded(report):
     alpha = _cells(soup, "Reliability of the five-dimension scale")[0]
     assert alpha[1] == f"{summary['reliability']['cronbach_alpha']:.3f}"
     ols_rows = {r[0]: r for r in _cells(soup, "OLS")}
+    coef = summary["regression"]["ols"]["coef"]
     assert (
-        ols_rows["explanation_length"][1]
-        == f"{summary['regression']['ols']['coef']['explanation_length']['estimate']:.3f}"
+        ols_rows["condition[T.MT:original]"][1]
+        == f"{coef['condition[T.MT:original]']['estimate']:.3f}"
     )
+    shown = float(ols_rows["explanation_length"][1])
+    assert shown == pytest.approx(coef["explanation_length"]["estimate"], abs=5e-4, rel=5e-3)
     assert "nan" not in soup.get_text().lower().split()
 
 
@@ -291,3 +295,12 @@ def test_exclusion_options_are_applied_and_recorded(ratings, tmp_path):
         "figures",
         "write",
     }
+
+
+def test_numbers_are_rounded_for_reading_and_tiny_ones_keep_their_digits():
+    assert number(4.84606) == "4.846"
+    assert number(-0.0000352) == "-3.52e-05"
+    assert number(0.0) == "0.000"
+    assert number(float("nan")) == "not computable"
+    assert p_value(0.015939) == "0.0159"
+    assert p_value(3e-9) == "< 0.0001"

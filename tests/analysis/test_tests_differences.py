@@ -148,3 +148,9 @@ def test_a_single_group_is_refused():
     data = pd.DataFrame({"condition": list("aaa"), "x": [1, 2, 3]})
     with pytest.raises(AnalysisError, match="at least two groups"):
         anova_oneway(data, dv="x")
+
+
+def test_levene_without_spread_around_the_medians_is_named():
+    data = pd.DataFrame({"condition": list("aabb"), "x": [1, 3, 2, 4]})
+    with pytest.raises(AnalysisError, match="equally far from the condition's median"):
+        levene(data, dv="x")
