@@ -90,6 +90,12 @@ def main() -> int:
     parser.add_argument(
         "--out", type=Path, help="keep the report here (default: a temporary directory)"
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run this many times and keep the fastest (other work on a shared CPU only adds time)",
+    )
     args = parser.parse_args()
     if args.ratings < 100:
         parser.error("--ratings must be at least 100")
@@ -97,20 +103,27 @@ def main() -> int:
         out_dir = args.out or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         loadavg = os.getloadavg()[0]
+        runs = []
         try:
-            result = benchmark_run(n_ratings=args.ratings, seed=args.seed, out_dir=out_dir)
+            for _ in range(max(1, args.repeats)):
+                runs.append(benchmark_run(n_ratings=args.ratings, seed=args.seed, out_dir=out_dir))
         except AnalysisError as exc:
             print(f"analysis failed: {exc}", file=sys.stderr)
             return 1
+        result = min(runs, key=lambda run: float(run["total_s"]))  # type: ignore[arg-type]
         result["loadavg_before"] = round(loadavg, 2)
+        result["repeats"] = len(runs)
+        result["total_s_all"] = [run["total_s"] for run in runs]
     print(f"{result['n_ratings']} ratings, {result['n_participants']} participants analysed")
     for name, seconds in result["seconds"].items():  # type: ignore[attr-defined]
         print(f"  {name:<14} {seconds:7.3f} s")
     print(f"  {'total':<14} {result['total_s']:7.3f} s (target < {TARGET_SECONDS:g} s)")
     failed = [name for name, ok in result["converged"].items() if not ok]  # type: ignore[attr-defined]
     print(f"models not converged: {', '.join(failed)}" if failed else "every model converged")
+    if not result["within_target"]:
+        print(f"target missed: {result['total_s']} s >= {TARGET_SECONDS:g} s")
     print(json.dumps(result, separators=(",", ":")))
-    return 0
+    return 0 if result["within_target"] else 1
 
 
 if __name__ == "__main__":
