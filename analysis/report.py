@@ -325,27 +325,19 @@ def _summary(
                 )
         posthoc[dv] = entries
     loadings = reliability["loadings"]
+
+    def per_dv(test: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {
+            dv: _record(differences[test][dv], keys, problems.reason(f"{test} {dv}")) for dv in DVS
+        }
+
     summary = {
         "n_participants": int(kept["participant"].nunique()),
         "n_ratings": len(kept),
         "conditions": conditions,
         "dimensions": list(DVS),
-        "anova": {
-            dv: _record(
-                differences["anova"][dv],
-                ("F", "df_between", "df_within", "p", "eta_sq"),
-                problems.reason(f"anova {dv}"),
-            )
-            for dv in DVS
-        },
-        "kruskal": {
-            dv: _record(
-                differences["kruskal"][dv],
-                ("H", "df", "p", "epsilon_sq"),
-                problems.reason(f"kruskal {dv}"),
-            )
-            for dv in DVS
-        },
+        "anova": per_dv("anova", ("F", "df_between", "df_within", "p", "eta_sq")),
+        "kruskal": per_dv("kruskal", ("H", "df", "p", "epsilon_sq")),
         "posthoc": posthoc,
         "regression": {
             "ols": _model_json(models["ols"], problems.reason("regression ols")),
@@ -371,14 +363,7 @@ def _summary(
             }
             for dv, rows in desc.groupby("dimension", sort=False)
         },
-        "levene": {
-            dv: _record(
-                differences["levene"][dv],
-                ("W", "df_between", "df_within", "p"),
-                problems.reason(f"levene {dv}"),
-            )
-            for dv in DVS
-        },
+        "levene": per_dv("levene", ("W", "df_between", "df_within", "p")),
         "shapiro": {
             dv: (
                 t.drop(columns="note").to_dict("records")

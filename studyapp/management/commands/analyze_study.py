@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studyapp.models import Study, StudyReport
 from studyapp.reports import ReportError, study_report_run
+from studyapp.selectors import study_get
 
 
 def study_analyze(*, slug: str, out: Path | None = None) -> StudyReport:
@@ -17,7 +18,7 @@ def study_analyze(*, slug: str, out: Path | None = None) -> StudyReport:
     Raises CommandError for an unknown study, a study without ratings, ratings the analysis
     cannot use, or an output folder that cannot be written.
     """
-    study = Study.objects.filter(slug=slug).first()
+    study = study_get(slug=slug)
     if study is None:
         known = ", ".join(Study.objects.order_by("slug").values_list("slug", flat=True)) or "none"
         raise CommandError(f"no study '{slug}' (studies: {known})")
