@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from analysis.__main__ import main as analysis_main
 from analysis.load import ratings_load
 from studyapp.exports import ratings_rows
 from studyapp.models import StudyReport
@@ -60,3 +61,18 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path):
     target.write_text("x")
     with pytest.raises(CommandError, match="is a file"):
         call_command("analyze_study", "pilot", "--out", str(target))
+
+
+def test_the_exported_csv_through_the_cli_gives_the_same_summary(tmp_path):
+    study = study_make(slug="pilot")
+    for i in range(5):
+        participant_finish(study, f"P{i}", seed=i)
+    call_command("analyze_study", "pilot", "--out", str(tmp_path / "command"), stdout=StringIO())
+    csv_path = tmp_path / "ratings.csv"
+    call_command("export_ratings", "pilot", "--out", str(csv_path), stdout=StringIO())
+    assert analysis_main([str(csv_path), "--out", str(tmp_path / "cli")]) == 0
+    from_command = json.loads((tmp_path / "command" / "summary.json").read_text())
+    from_cli = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert from_cli["anova"] == from_command["anova"]
+    assert from_cli["descriptives"] == from_command["descriptives"]
+    assert from_cli["n_ratings"] == from_command["n_ratings"] == 5 * 12
