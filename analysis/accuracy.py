@@ -38,6 +38,31 @@ def accuracy_load(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def accuracy_variants_combine(runs: pd.DataFrame, *, method: str = "method") -> pd.DataFrame:
+    """Fold a ``data_variant`` column into the method, as the study's conditions do.
+
+    The pipeline's ``accuracy_runs.csv`` has one row per student, seed and data variant
+    (original or revised explanations). Pooling variants inside one method would count
+    their difference as noise, so with more than one variant the method becomes
+    ``<method>:<variant>`` (e.g. ``mt+cf:revised``). Other tables pass through unchanged.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"method": ["cf", "cf"], "data_variant": ["original", "revised"]})
+    >>> accuracy_variants_combine(runs)["method"].tolist()
+    ['cf:original', 'cf:revised']
+    """
+    if (
+        "data_variant" not in runs.columns
+        or runs["data_variant"].nunique() < 2
+        or method not in runs.columns
+    ):
+        return runs
+    combined = runs.copy()
+    combined[method] = runs[method].astype(str) + ":" + runs["data_variant"].astype(str)
+    return combined
+
+
 def accuracy_anova(
     df: pd.DataFrame, *, accuracy: str = "accuracy", method: str = "method", size: str = "size"
 ) -> AccuracyAnova:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
-from analysis.accuracy import AccuracyAnova, accuracy_anova
+from analysis.accuracy import AccuracyAnova, accuracy_anova, accuracy_variants_combine
 from analysis.descriptives import descriptives
 from analysis.errors import AnalysisError
 from analysis.exclusions import exclusions_apply
@@ -92,7 +92,9 @@ def report_write(
     attention_fail_threshold : int
         Exclude participants with this many failed attention checks or more.
     accuracy : pandas.DataFrame, optional
-        Accuracy of the distillation runs (``method, size, accuracy``) for the two-way ANOVA.
+        Accuracy of the distillation runs (``method, size, accuracy``, one row per run, as in
+        the pipeline's ``accuracy_runs.csv``) for the two-way ANOVA; several data variants
+        are told apart in the method (see :func:`analysis.accuracy.accuracy_variants_combine`).
     timings : dict, optional
         Filled with the seconds spent in each stage.
 
@@ -150,8 +152,10 @@ def report_write(
     with _stage(timings, "reliability"):
         reliability = _reliability(kept, problems)
     with _stage(timings, "accuracy"):
+        if accuracy is not None:
+            accuracy = accuracy_variants_combine(accuracy)
         acc = (
-            problems.attempt("accuracy anova", lambda: accuracy_anova(accuracy))
+            problems.attempt("accuracy anova", partial(accuracy_anova, accuracy))
             if accuracy is not None
             else None
         )

@@ -7,7 +7,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.stats.multicomp import pairwise_tukeyhsd
 
-from analysis.accuracy import accuracy_anova, accuracy_load
+from analysis.accuracy import accuracy_anova, accuracy_load, accuracy_variants_combine
 from analysis.errors import AnalysisError
 
 
@@ -95,3 +95,15 @@ def test_custom_column_names_and_bad_values(runs):
 def test_accuracy_file_errors_are_clear(tmp_path):
     with pytest.raises(AnalysisError, match="accuracy file not found"):
         accuracy_load(tmp_path / "missing.csv")
+
+
+def test_data_variants_become_part_of_the_method(runs):
+    variants = pd.concat(
+        [runs.assign(data_variant="original"), runs.assign(data_variant="revised")]
+    )
+    combined = accuracy_variants_combine(variants)
+    assert sorted(combined["method"].unique())[:2] == ["cf:original", "cf:revised"]
+    assert (
+        accuracy_variants_combine(runs.assign(data_variant="original"))["method"].tolist()
+        == runs["method"].tolist()
+    )

@@ -48,25 +48,28 @@ def test_it_writes_the_report_directory(ratings_csv, tmp_path, capsys):
     assert f"wrote {out / 'report.html'}: " in capsys.readouterr().out
 
 
-def test_it_analyses_the_accuracy_table_when_given(ratings_csv, tmp_path):
-    accuracy = tmp_path / "accuracy.csv"
-    accuracy.write_text(
-        "method,size,accuracy\n"
-        + "".join(
-            f"{m},{s},{0.5 + 0.01 * i}\n"
-            for i, (m, s) in enumerate(
-                [("mt", "small"), ("cf", "small"), ("mt", "base"), ("cf", "base")] * 2
-            )
-        )
-    )
+def test_it_analyses_the_pipelines_accuracy_runs_when_given(ratings_csv, tmp_path):
+    # The distillation pipeline's accuracy_runs.csv: one row per student, seed and data variant.
+    accuracy = tmp_path / "accuracy_runs.csv"
+    lines = ["model,size,method,data_variant,seed,accuracy,correct,total"]
+    for i, (method, variant, size, seed) in enumerate(
+        (m, v, s, seed)
+        for m in ("mt", "cf")
+        for v in ("original", "revised")
+        for s in ("small", "base")
+        for seed in (1, 2)
+    ):
+        lines.append(f"t5-{size},{size},{method},{variant},{seed},{0.5 + 0.01 * (i % 5)},1,2")
+    accuracy.write_text("\n".join(lines) + "\n")
     assert main([str(ratings_csv), "--out", str(tmp_path / "r"), "--accuracy", str(accuracy)]) == 0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert [row["source"] for row in summary["accuracy"]["anova"]] == [
-        "method",
-        "size",
-        "method:size",
-        "Residual",
-    ]
+    sources = [row["source"] for row in summary["accuracy"]["anova"]]
+    assert sources == ["method", "size", "method:size", "Residual"]
+    methods = {row["a"] for row in summary["accuracy"]["tukey"]} | {
+        row["b"] for row in summary["accuracy"]["tukey"]
+    }
+    assert methods == {"cf:original", "cf:revised", "mt:original", "mt:revised"}
+    assert (tmp_path / "r" / "figures" / "interaction.png").is_file()
 
 
 @pytest.mark.parametrize(
