@@ -1,8 +1,8 @@
 """Student models: a tiny T5 built from a config, or any Hugging Face seq2seq model.
 
-The tiny T5 follows T5-v1.1 (gated-GELU feed-forward, untied input and output embeddings) and
-gets a SentencePiece-style Unigram tokenizer trained on the run's own text, so tests and the demo
-need no download.
+The tiny T5 follows T5-v1.1 (gated-GELU feed-forward, decoder outputs not rescaled; transformers
+5 always shares the input and output embedding matrix) and gets a SentencePiece-style Unigram
+tokenizer trained on the run's own text, so tests and the demo need no download.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def tiny_t5_build(tokenizer: Any, config: TinyT5Config, *, seed: int) -> Any:
         num_heads=config.num_heads,
         dropout_rate=config.dropout_rate,
         feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
+        tie_word_embeddings=False,  # transformers 5 reads this as v1.1: no output rescaling
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
@@ -98,11 +98,13 @@ def tiny_t5_build(tokenizer: Any, config: TinyT5Config, *, seed: int) -> Any:
     torch.manual_seed(seed)
     try:
         model = T5ForConditionalGeneration(model_config)
-        # T5-v1.1 draws the untied output layer with std 1, which puts the first logits in the
-        # tens and the first loss far above log(vocab); a model trained for only a few hundred
-        # steps spends most of them undoing that, so start it near uniform predictions.
+        # T5-v1.1 draws the (shared) embedding matrix with std 1 and does not rescale the
+        # decoder output, which puts the first logits in the tens and the first loss far above
+        # log(vocab); a model trained for a few hundred steps spends most of them undoing that,
+        # so start it near uniform predictions. Every block normalises its input first, so the
+        # smaller input embeddings change nothing else.
         with torch.no_grad():
-            model.lm_head.weight.normal_(0.0, config.d_model**-0.5)
+            model.shared.weight.normal_(0.0, config.d_model**-0.5)
     finally:
         torch.random.set_rng_state(generator_state)
     _generation_defaults(model, tokenizer)

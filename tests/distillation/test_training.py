@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from distillation.features import features_build
+from distillation.training import (
+    BEST_DIR,
+    TRAINING_FILE,
+    mixed_precision_resolve,
+    student_train,
+    training_complete,
+)
+from tests.distillation.students_support import (
+    examples_make,
+    model_make,
+    teacher_make,
+    tokenizer_make,
+    training_make,
+)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    examples = examples_make(6)
+    teacher = teacher_make(examples)
+    tokenizer = tokenizer_make(examples, teacher)
+    features = features_build(
+        examples, teacher, tokenizer=tokenizer, method="mt+cf", data_variant="original", seed=0
+    )
+    return tokenizer, features
+
+
+def _losses(directory) -> list[float]:
+    lines = (directory / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
+
+
+def _train(setup, directory, *, seed=0, stop_after=None, validate=None, **overrides):
+    tokenizer, features = setup
+    return student_train(
+        model=model_make(tokenizer, seed=seed),
+        tokenizer=tokenizer,
+        features=features,
+        method="mt+cf",
+        training=training_make(**overrides),
+        seed=seed,
+        output_dir=directory,
+        validate=validate or (lambda model: {"accuracy": 0.0, "loss": 1.0}),
+        stop_after=stop_after,
+    )
+
+
+def test_two_runs_with_one_seed_give_identical_losses(tmp_path, setup):
+    _train(setup, tmp_path / "a", seed=3)
+    _train(setup, tmp_path / "b", seed=3)
+    _train(setup, tmp_path / "c", seed=4)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+    assert len(_losses(tmp_path / "a")) == 4
+    assert _losses(tmp_path / "a") != _losses(tmp_path / "c")
+
+
+def test_a_resumed_run_continues_with_the_identical_next_step_loss(tmp_path, setup):
+    """Dropout is on, so this also checks that the random generators are restored."""
+    _train(setup, tmp_path / "straight", steps=6, checkpoint_every=3)
+    interrupted = _train(setup, tmp_path / "resumed", steps=6, checkpoint_every=3, stop_after=3)
+    assert interrupted.steps == 3
+    assert not training_complete(tmp_path / "resumed")
+    resumed = _train(setup, tmp_path / "resumed", steps=6, checkpoint_every=3)
+    assert resumed.resumed_from == 3
+    assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")
+    assert training_complete(tmp_path / "resumed")
+
+
+def test_the_loss_falls_when_training_on_a_few_examples(tmp_path, setup):
+    result = _train(setup, tmp_path / "run", steps=30, learning_rate=3e-3, eval_every=30)
+    losses = _losses(tmp_path / "run")
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+    assert math.isfinite(result.final_loss)
+
+
+def test_the_best_validation_score_picks_the_saved_model(tmp_path, setup):
+    scores = iter([0.2, 0.6, 0.4])
+    seen_steps = []
+
+    def validate(model):
+        seen_steps.append(model.training)
+        return {"accuracy": next(scores), "loss": 1.0}
+
+    result = _train(setup, tmp_path / "run", steps=6, eval_every=2, validate=validate)
+    assert result.best_step == 4
+    assert result.best_validation_accuracy == pytest.approx(0.6)
+    assert seen_steps == [False, False, False]  # validation runs without dropout
+    record = json.loads((tmp_path / "run" / TRAINING_FILE).read_text())
+    assert record["best_step"] == 4
+    assert (tmp_path / "run" / BEST_DIR / "config.json").is_file()
+    validations = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if "validation_accuracy" in line
+    ]
+    assert [v["step"] for v in validations] == [2, 4, 6]
+
+
+def test_gradient_accumulation_consumes_several_batches_per_step(tmp_path, setup):
+    result = _train(setup, tmp_path / "run", steps=2, gradient_accumulation_steps=3, eval_every=2)
+    assert result.steps == 2
+    state = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=False)
+    # six examples in batches of two: three batches an epoch, so two steps of three span two epochs
+    assert (state["epoch"], state["position"]) == (1, 3)
+
+
+def test_cpu_training_runs_in_full_precision():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert mixed_precision_resolve("auto") == "no"
+    assert mixed_precision_resolve("bf16") == "bf16"
