@@ -48,12 +48,20 @@ def parser_build() -> argparse.ArgumentParser:
         prog=PROG,
         description="Analyse a ratings export (DESIGN.md CSV) and write report.html, summary.json, tables/ and figures/.",
     )
-    parser.add_argument("ratings", type=Path, help="ratings CSV (export_ratings or the API)")
     parser.add_argument(
-        "--out", type=Path, required=True, help="output directory (created if needed)"
+        "ratings", type=Path, metavar="RATINGS.csv", help="ratings CSV (export_ratings or the API)"
     )
     parser.add_argument(
-        "--reference", help="reference condition of the regressions (default: the CF condition)"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output directory (created if needed)",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="CONDITION",
+        help="reference condition of the regressions (default: the CF condition)",
     )
     parser.add_argument(
         "--drop-outliers",
@@ -62,23 +70,27 @@ def parser_build() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--covariates",
+        metavar="A,B",
         type=_names,
         default=[],
         help="comma-separated covariate columns for a second OLS model",
     )
     parser.add_argument(
         "--min-seconds-per-item",
+        metavar="S",
         type=_seconds,
         help="exclude participants faster than this on average",
     )
     parser.add_argument(
         "--attention-fail-threshold",
+        metavar="N",
         type=_count,
         default=2,
         help="exclude participants with this many failed attention checks or more (default 2)",
     )
     parser.add_argument(
         "--accuracy",
+        metavar="FILE",
         type=Path,
         help="CSV of run accuracies (method, size, accuracy) for the two-way ANOVA",
     )
