@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -106,15 +106,27 @@ def ratings_items(study: Study) -> QuerySet[Assignment, dict[str, Any]]:
     )
 
 
-def study_has_demographics(study: Study) -> bool:
-    return ParticipantDemographics.objects.filter(participant__study=study).exists()
+def study_covariates(studies: Sequence[Study]) -> list[str]:
+    """The demographic columns with at least one value among these studies' participants.
+
+    A column Prolific did not export (or left empty for everyone) would only add blanks.
+    """
+    records = ParticipantDemographics.objects.filter(participant__study__in=list(studies))
+    found: list[str] = []
+    for name in ParticipantDemographics.COVARIATES:
+        empty = Q(**{f"{name}__isnull": True})
+        if name != "age":
+            empty |= Q(**{name: ""})
+        if records.exclude(empty).exists():
+            found.append(name)
+    return found
 
 
-def ratings_columns(*, covariates: bool, include_prolific_ids: bool = False) -> list[str]:
-    """The export's columns: the DESIGN.md ones, then the demographic covariates if wanted."""
-    columns = list(RATINGS_COLUMNS)
-    if covariates:
-        columns.extend(ParticipantDemographics.COVARIATES)
+def ratings_columns(
+    *, covariates: Sequence[str] = (), include_prolific_ids: bool = False
+) -> list[str]:
+    """The export's columns: the DESIGN.md ones, then the given demographic covariates."""
+    columns = [*RATINGS_COLUMNS, *covariates]
     if include_prolific_ids:
         columns.append(PROLIFIC_ID_COLUMN)
     return columns
@@ -125,7 +137,7 @@ def ratings_rows_build(
     *,
     study: Study,
     include_prolific_ids: bool = False,
-    covariates: bool | None = None,
+    covariates: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Export rows for these items of ``ratings_items`` (a whole study or one page of it).
 
@@ -134,7 +146,7 @@ def ratings_rows_build(
     """
     items = list(items)
     if covariates is None:
-        covariates = study_has_demographics(study)
+        covariates = study_covariates([study])
     values = _ratings_by_assignment([item["id"] for item in items])
     demographics = (
         _demographics_by_participant({item["participant_id"] for item in items})
@@ -165,7 +177,7 @@ def ratings_rows_build(
         row["attention_failed"] = item["participant__attention_failures"]
         row["excluded"] = item["participant__excluded"]
         if covariates:
-            row.update(_covariates_of(demographics.get(participant_id)))
+            row.update(_covariates_of(demographics.get(participant_id), covariates))
         if include_prolific_ids:
             row[PROLIFIC_ID_COLUMN] = pid
         rows.append(row)
@@ -209,10 +221,10 @@ def ratings_export_write(
 ) -> int:
     """Write the ratings of several studies (optionally only some participants) as one CSV.
 
-    Rows are told apart by the ``study`` column; the covariate columns appear when any of
-    the studies has demographics. Returns the number of rows written.
+    Rows are told apart by the ``study`` column; the covariate columns are those with a value in any
+    of the studies. Returns the number of rows written.
     """
-    covariates = any(study_has_demographics(study) for study in studies)
+    covariates = study_covariates(studies)
     columns = ratings_columns(covariates=covariates, include_prolific_ids=include_prolific_ids)
     rows: list[dict[str, Any]] = []
     for study in studies:
@@ -263,10 +275,11 @@ def _demographics_by_participant(participant_ids: set[int]) -> dict[int, Partici
     return found
 
 
-def _covariates_of(record: ParticipantDemographics | None) -> dict[str, Any]:
+def _covariates_of(
+    record: ParticipantDemographics | None, covariates: Sequence[str]
+) -> dict[str, Any]:
     if record is None:
-        return dict.fromkeys(ParticipantDemographics.COVARIATES)
+        return dict.fromkeys(covariates)
     return {
-        name: (getattr(record, name) if getattr(record, name) != "" else None)
-        for name in ParticipantDemographics.COVARIATES
+        name: getattr(record, name) if getattr(record, name) != "" else None for name in covariates
     }

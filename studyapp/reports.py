@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from studyapp.exports import ratings_columns, ratings_rows, study_has_demographics
+from studyapp.exports import ratings_columns, ratings_rows, study_covariates
 from studyapp.models import Study, StudyReport
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def study_report_run(*, study: Study, out_dir: Path | None = None) -> StudyRepor
     rows = ratings_rows(study)
     if not rows:
         raise ReportError(f"study '{study.slug}' has no ratings yet; there is nothing to analyse")
-    frame = pd.DataFrame(rows, columns=ratings_columns(covariates=study_has_demographics(study)))
+    frame = pd.DataFrame(rows, columns=ratings_columns(covariates=study_covariates([study])))
     covariates = [
         name for name in REPORT_COVARIATES if name in frame.columns and frame[name].notna().all()
     ]

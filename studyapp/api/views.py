@@ -39,7 +39,7 @@ from studyapp.exports import (
     ratings_items,
     ratings_rows_build,
     ratings_write_csv,
-    study_has_demographics,
+    study_covariates,
 )
 from studyapp.models import Participant, Study
 from studyapp.monitoring import study_progress
@@ -193,7 +193,7 @@ class StudyRatingsView(ResearcherAPIView, generics.GenericAPIView):
     def get(self, request: Request, slug: str) -> Response:
         study = study_for(slug)
         page = self.paginate_queryset(ratings_items(study))
-        rows = ratings_rows_build(page or [], study=study, covariates=study_has_demographics(study))
+        rows = ratings_rows_build(page or [], study=study, covariates=study_covariates([study]))
         return self.get_paginated_response(RatingRowSerializer(rows, many=True).data)
 
 

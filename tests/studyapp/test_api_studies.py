@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from studyapp.api.serializers import RatingRowSerializer
 from studyapp.exports import participant_pseudonym, ratings_columns, ratings_rows
-from studyapp.models import Explanation, Participant, Study
+from studyapp.models import Explanation, Participant, ParticipantDemographics, Study
 from studyapp.services import participant_decline
 from tests.studyapp.participant_pool import explanation_lines, explanation_record, study_make
 from tests.studyapp.researcher_data import participant_finish, token_client_for
@@ -102,11 +102,13 @@ def test_ratings_are_paginated_json_rows_of_the_export(api, study):
         rows.extend(page["results"])
         next_url = page["next"]
     assert rows == json.loads(json.dumps(ratings_rows(study)))
-    assert list(rows[0]) == ratings_columns(covariates=False)
+    assert list(rows[0]) == ratings_columns()
 
 
 def test_the_row_serializer_names_every_export_column():
-    assert list(RatingRowSerializer().fields) == ratings_columns(covariates=True)
+    assert list(RatingRowSerializer().fields) == ratings_columns(
+        covariates=ParticipantDemographics.COVARIATES
+    )
 
 
 def test_the_csv_endpoint_serves_the_export_format(api, study):
@@ -115,7 +117,7 @@ def test_the_csv_endpoint_serves_the_export_format(api, study):
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert len(rows) == 28
-    assert list(rows[0]) == ratings_columns(covariates=False)
+    assert list(rows[0]) == ratings_columns()
 
 
 def test_the_csv_endpoint_is_csv_whatever_the_accept_header(api, study):
