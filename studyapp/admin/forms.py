@@ -6,8 +6,10 @@ from typing import Any
 
 from django import forms
 from django.core.validators import validate_slug
+from django.db.models import Count
 
 from studyapp.importing import ExplanationRecord, ExplanationsFileError
+from studyapp.models import Study
 from studyapp.uploads import explanations_from_upload
 
 
@@ -75,3 +77,46 @@ class DemographicsUploadForm(forms.Form):
     demographics = forms.FileField(
         help_text="Prolific's demographic export (CSV with a 'Participant id' column)."
     )
+
+
+class StudyChangeForm(forms.ModelForm):
+    """The study's settings; items per condition must stay possible with the study's pool."""
+
+    class Meta:
+        model = Study
+        fields = (
+            "title",
+            "completion_code",
+            "per_condition",
+            "attention_checks",
+            "time_limit_minutes",
+            "max_participants",
+            "max_ratings_per_explanation",
+            "consent_text",
+            "instructions_text",
+        )
+
+    def clean_per_condition(self) -> int:
+        per_condition = int(self.cleaned_data["per_condition"])
+        study = self.instance
+        if study.pk is None or per_condition == study.per_condition:
+            return per_condition
+        if study.participants.exists():
+            raise forms.ValidationError(
+                "The study already has participants; its items per condition can no longer "
+                "change (every participant must rate the same design)."
+            )
+        conditions = study.conditions.annotate(n=Count("explanations"))
+        questions = study.questions.count()
+        needed = per_condition * len(conditions)
+        if needed > questions:
+            raise forms.ValidationError(
+                f"{len(conditions)} conditions x {per_condition} items need {needed} different "
+                f"questions; the pool has {questions}."
+            )
+        short = [c.name for c in conditions if c.n < per_condition]
+        if short:
+            raise forms.ValidationError(
+                f"Fewer than {per_condition} explanations in: {', '.join(short)}."
+            )
+        return per_condition

@@ -15,7 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from studyapp.admin.forms import DemographicsUploadForm, StudyUploadForm
+from studyapp.admin.forms import DemographicsUploadForm, StudyChangeForm, StudyUploadForm
 from studyapp.demographics import (
     DemographicsFileError,
     demographics_import,
@@ -79,6 +79,7 @@ class ConditionInline(admin.TabularInline):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
+    form = StudyChangeForm
     list_display = (
         "slug",
         "title",

@@ -261,11 +261,9 @@ def test_a_researcher_goes_from_a_file_to_a_live_study_to_a_csv_without_a_shell(
     assert {r["study"] for r in rows} == {"cqa"}
 
 
-def test_a_study_is_edited_with_its_conditions_inline(researcher):
-    study = study_make()
-    url = reverse("admin:studyapp_study_change", args=[study.pk])
-    page = BeautifulSoup(researcher.get(url).content, "html.parser")
-    form = page.find("form", id="study_form")
+def change_form_data(client, url: str) -> dict[str, str]:
+    """The values a browser would send back from the change form, unedited."""
+    form = BeautifulSoup(client.get(url).content, "html.parser").find("form", id="study_form")
     data: dict[str, str] = {}
     for field in form.find_all(["input", "textarea", "select"]):
         name = field.get("name")
@@ -278,6 +276,13 @@ def test_a_study_is_edited_with_its_conditions_inline(researcher):
             data[name] = chosen["value"] if chosen else ""
         else:
             data[name] = field.get("value", "")
+    return data
+
+
+def test_a_study_is_edited_with_its_conditions_inline(researcher):
+    study = study_make()
+    url = reverse("admin:studyapp_study_change", args=[study.pk])
+    data = change_form_data(researcher, url)
     data.update({"title": "Renamed", "time_limit_minutes": "45", "conditions-0-student": "t5-base"})
     response = researcher.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -290,3 +295,36 @@ def test_a_study_is_edited_with_its_conditions_inline(researcher):
         "MT+CF:revised": "t5-v1_1-small",
         "MT:original": "t5-v1_1-small",
     }
+
+
+@pytest.mark.parametrize(
+    ("per_condition", "with_participant", "message"),
+    [
+        ("5", False, "4 conditions x 5 items need 20 different questions; the pool has 16."),
+        ("2", True, "The study already has participants"),
+    ],
+)
+def test_items_per_condition_stay_possible_and_fixed_once_started(
+    researcher, per_condition, with_participant, message
+):
+    study = study_make()
+    if with_participant:
+        participant_finish(study, "P1", items=1)
+    url = reverse("admin:studyapp_study_change", args=[study.pk])
+    data = change_form_data(researcher, url)
+    data["per_condition"] = per_condition
+    response = researcher.post(url, data)
+    assert response.status_code == 200
+    assert message in response.content.decode().replace("&#x27;", "'")
+    study.refresh_from_db()
+    assert study.per_condition == 3
+
+
+def test_items_per_condition_change_before_anyone_started(researcher):
+    study = study_make()
+    url = reverse("admin:studyapp_study_change", args=[study.pk])
+    data = change_form_data(researcher, url)
+    data["per_condition"] = "4"
+    assert researcher.post(url, data).status_code == 302
+    study.refresh_from_db()
+    assert study.per_condition == 4
