@@ -579,8 +579,7 @@ class Participant:
                 self.assets_seen.add(asset)
                 await self.fetch("static GET", "GET", asset, expect=200)
 
-    async def run(self, delay: float, deadline: float) -> None:
-        await asyncio.sleep(delay)
+    async def run(self, deadline: float) -> None:
         response = await self._open_link()
         while time.monotonic() < deadline:
             try:
@@ -671,13 +670,27 @@ async def participants_run(
     pids: list[str],
     arrival_seconds: float,
     deadline_seconds: float,
+    concurrency: int | None = None,
     during: Any = None,
 ) -> tuple[float, int]:
-    """Run every participant to completion or the deadline; return wall time and how many finished."""
+    """Run every participant to completion or the deadline; return wall time and how many finished.
+
+    ``concurrency`` caps how many participants are in the flow at once (the others wait
+    for a place), so a saturation run keeps the server busy without the load generator
+    spending its CPU on hundreds of requests that would only queue.
+    """
+    slots = asyncio.Semaphore(concurrency or len(pids))
+
+    async def one(person: Participant, delay: float, deadline: float) -> None:
+        await asyncio.sleep(delay)
+        async with slots:
+            await person.run(deadline)
+
     # Idle connections are dropped before the server's 5 s keep-alive runs out, as browsers
     # do; reusing one the server is closing at that moment fails with no response at all.
+    connections = concurrency or len(pids)
     limits = httpx.Limits(
-        max_connections=len(pids), max_keepalive_connections=len(pids), keepalive_expiry=2.0
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
     )
     timeout = httpx.Timeout(30.0)
     async with httpx.AsyncClient(
@@ -688,7 +701,7 @@ async def participants_run(
         began = time.monotonic()
         deadline = began + deadline_seconds
         tasks = [
-            asyncio.create_task(p.run(rng.uniform(0, arrival_seconds), deadline)) for p in people
+            asyncio.create_task(one(p, rng.uniform(0, arrival_seconds), deadline)) for p in people
         ]
         side = asyncio.create_task(during(recorder)) if during else None
         await asyncio.wait(tasks, timeout=deadline_seconds + 35)
@@ -712,7 +725,15 @@ class Run:
     postgres_pid: int | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
-    def phase(self, name: str, *, time_scale: float, arrival: float, crash: bool) -> dict[str, Any]:
+    def phase(
+        self,
+        name: str,
+        *,
+        time_scale: float,
+        arrival: float,
+        crash: bool,
+        concurrency: int | None = None,
+    ) -> dict[str, Any]:
         slug = f"load-{name}-{self.run_id}"
         study_create(slug=slug, questions=self.args.questions)
         pids = [f"{name}{self.run_id}{n:05d}" for n in range(self.args.participants)]
@@ -736,6 +757,7 @@ class Run:
                 pids=pids,
                 arrival_seconds=arrival,
                 deadline_seconds=self.args.phase_seconds,
+                concurrency=concurrency,
                 during=self._crash_midway(outage) if crash else None,
             )
         )
@@ -747,6 +769,7 @@ class Run:
             "finished": finished,
             "time_scale": time_scale,
             "arrival_seconds": arrival,
+            "concurrency": concurrency or len(pids),
             **recorder.summary(wall),
             "database": study_check(slug=slug, acks=recorder.acks, pids=pids),
             "loadavg_before": [round(x, 2) for x in load_before],
@@ -901,6 +924,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--questions", type=int, default=150, help="questions in the pool, each x 4 conditions"
     )
+    parser.add_argument(
+        "--saturation-concurrency",
+        type=int,
+        default=24,
+        help="participants in the flow at once in the saturation phase (default 24, "
+        "twice the server's threads: enough to keep every thread busy)",
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--phase-seconds", type=float, default=600, help="deadline of each phase")
@@ -923,6 +953,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--participants must be between 1 and {MAX_PARTICIPANTS}")
     if not 0 < args.phase_seconds <= MAX_PHASE_SECONDS:
         parser.error(f"--phase-seconds must be between 1 and {MAX_PHASE_SECONDS}")
+    if not 1 <= args.saturation_concurrency <= MAX_PARTICIPANTS:
+        parser.error(f"--saturation-concurrency must be between 1 and {MAX_PARTICIPANTS}")
     if not 0 <= args.htmx_share <= 1:
         parser.error("--htmx-share must be between 0 and 1")
     if args.time_scale < 0 or args.arrival_seconds < 0:
@@ -998,6 +1030,7 @@ def main(argv: list[str] | None = None) -> int:
                 time_scale=0.0 if saturate else args.time_scale,
                 arrival=0.0 if saturate else args.arrival_seconds,
                 crash=name == "crash",
+                concurrency=args.saturation_concurrency if saturate else None,
             )
             print_phase(name, results[name])
     server_errors = log.read_text(errors="replace").count("Traceback") if log.exists() else 0
