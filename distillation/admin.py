@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from distillation.models import DistillationRun
 
@@ -26,5 +27,5 @@ class DistillationRunAdmin(admin.ModelAdmin):
         "finished_at",
     )
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

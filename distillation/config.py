@@ -44,6 +44,8 @@ from distillation.teacher_config import (
 TABLES = ("run", "data", "teacher", "training", "students", "study")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# The study importer reads a condition as METHOD:variant.
+_CONDITION = re.compile(r"^[A-Za-z0-9+_.\-]+:[A-Za-z0-9+_.\-]+$")
 
 
 @dataclass(frozen=True)
@@ -194,16 +196,15 @@ def training_config_from_toml(section: Any) -> TrainingConfig:
     tiny_accepted = [item.name for item in fields(TinyT5Config)]
     tiny.only(*tiny_accepted)
     tiny_defaults = TinyT5Config()
-    tiny_config = TinyT5Config(
-        **{
-            name: (
-                tiny.number(name, getattr(tiny_defaults, name))
-                if name == "dropout_rate"
-                else tiny.integer(name, getattr(tiny_defaults, name), minimum=1)
-            )
-            for name in tiny_accepted
-        }
-    )
+    tiny_settings: dict[str, Any] = {
+        name: (
+            tiny.number(name, getattr(tiny_defaults, name))
+            if name == "dropout_rate"
+            else tiny.integer(name, getattr(tiny_defaults, name), minimum=1)
+        )
+        for name in tiny_accepted
+    }
+    tiny_config = TinyT5Config(**tiny_settings)
     validation_limit = t.section.get("validation_limit")
     config = TrainingConfig(
         steps=t.integer("steps", defaults.steps, minimum=1),
@@ -266,6 +267,11 @@ def students_from_toml(value: Any) -> tuple[StudentSpec, ...]:
             raise ConfigError(f"students[{number}].seeds lists a seed twice: {seeds}")
         size = s.string("size", "") or model.rstrip("/").rsplit("/", 1)[-1]
         condition = s.string("condition", "") or f"{method.upper()}:{variant}"
+        if not _CONDITION.match(condition):
+            raise ConfigError(
+                f"students[{number}].condition must look like METHOD:variant (e.g. "
+                f"'MT+CF:revised'), got {condition!r}"
+            )
         students.append(
             StudentSpec(
                 model=model,

@@ -290,7 +290,7 @@ def features_fingerprint(
 
 def features_save(features: FeatureSet, path: Path) -> None:
     """Write ``features`` as one ``.npz`` file: concatenated ids plus lengths per view."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     for view, rows in features.views.items():
         for name, column in (("input_ids", rows.input_ids), ("targets", rows.targets)):
             present = [row for row in column if row is not None]

@@ -77,23 +77,24 @@ def tiny_t5_build(tokenizer: Any, config: TinyT5Config, *, seed: int) -> Any:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    model_config = T5Config(
-        vocab_size=len(tokenizer),
-        d_model=config.d_model,
-        d_ff=config.d_ff,
-        d_kv=config.d_kv,
-        num_layers=config.num_layers,
-        num_decoder_layers=config.num_layers,
-        num_heads=config.num_heads,
-        dropout_rate=config.dropout_rate,
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,  # transformers 5 reads this as v1.1: no output rescaling
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-    )
-    # A local generator, not the global one, so building a model does not shift the random
-    # stream that the training loop then draws from.
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "d_model": config.d_model,
+        "d_ff": config.d_ff,
+        "d_kv": config.d_kv,
+        "num_layers": config.num_layers,
+        "num_decoder_layers": config.num_layers,
+        "num_heads": config.num_heads,
+        "dropout_rate": config.dropout_rate,
+        "feed_forward_proj": "gated-gelu",
+        "tie_word_embeddings": False,  # transformers 5 reads this as v1.1: no output rescaling
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.pad_token_id,
+    }
+    model_config = T5Config(**settings)
+    # Seed for the weights, then put the global generator back, so that building a model does
+    # not shift the random stream that the training loop then draws from.
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

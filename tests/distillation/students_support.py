@@ -6,6 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from distillation.config import TrainingConfig
 from distillation.features import view_texts
 from distillation.students import TinyT5Config, tiny_t5_build, tokenizer_train
@@ -14,7 +16,11 @@ from distillation.types import Example, TeacherExplanations
 ROOT = Path(__file__).resolve().parents[2]
 
 TOPICS = [
-    ("Where do you keep ice cream so it stays frozen?", ["oven", "freezer", "shelf", "bag", "desk"], 1),
+    (
+        "Where do you keep ice cream so it stays frozen?",
+        ["oven", "freezer", "shelf", "bag", "desk"],
+        1,
+    ),
     ("What do you use to cut paper?", ["scissors", "spoon", "pillow", "cup", "sock"], 0),
     ("Where does a pilot work?", ["farm", "bakery", "cockpit", "library", "pool"], 2),
     ("What do plants need from the sun?", ["noise", "salt", "rain", "light", "wind"], 3),
@@ -45,7 +51,9 @@ def teacher_make(examples: list[Example]) -> dict[str, TeacherExplanations]:
             original=f"The {example.answer} is where this belongs.",
             critique="It does not say why the others are worse.",
             revised=f"Only the {example.answer} fits; the other choices do not.",
-            counterfactuals={choice: f"Perhaps the {choice} fits." for choice in example.wrong_choices},
+            counterfactuals={
+                choice: f"Perhaps the {choice} fits." for choice in example.wrong_choices
+            },
         )
         for example in examples
     }
@@ -88,3 +96,29 @@ def training_make(**overrides: Any) -> TrainingConfig:
     }
     settings.update(overrides)
     return TrainingConfig(**settings)
+
+
+class ScriptedModel(torch.nn.Module):
+    """A stand-in seq2seq model whose greedy output for each input text is scripted."""
+
+    def __init__(self, tokenizer, outputs: dict[str, str]):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.tokenizer = tokenizer
+        self.outputs = outputs
+        self.calls: list[int] = []
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
+        self.calls.append(input_ids.shape[0])
+        rows = []
+        for ids, mask in zip(input_ids, attention_mask, strict=True):
+            text = self.tokenizer.decode(ids[mask.bool()], skip_special_tokens=True)
+            reply = self.tokenizer(self.outputs[text], add_special_tokens=False)["input_ids"]
+            rows.append([0, *reply[:max_new_tokens], 1])
+        width = max(len(row) for row in rows)
+        return torch.tensor([row + [0] * (width - len(row)) for row in rows])
+
+
+def decoded_input(tokenizer: Any, text: str) -> str:
+    """The input text as the model sees it after tokenisation (what ScriptedModel keys on)."""
+    return tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -98,7 +98,9 @@ def test_labels_are_padded_with_minus_100_and_never_the_pad_id(examples, teacher
         assert (batch["labels"][row, :length] != IGNORE_INDEX).all()
     assert not (batch["labels"] == tokenizer.pad_token_id).any()
     assert batch["view_ids"].tolist() == [0, 0, 0, 1, 1, 1]
-    inputs = [len(features.views[v].input_ids[i]) for v in ("predict", "explain") for i in (0, 1, 2)]
+    inputs = [
+        len(features.views[v].input_ids[i]) for v in ("predict", "explain") for i in (0, 1, 2)
+    ]
     assert batch["attention_mask"].sum(dim=1).tolist() == inputs
 
 
@@ -106,7 +108,9 @@ def test_decoder_inputs_are_the_targets_shifted_right(examples, teacher, tokeniz
     features = features_build(
         examples, teacher, tokenizer=tokenizer, method="mt", data_variant="original", seed=0
     )
-    batch = BatchCollator(features, pad_token_id=0, decoder_start_token_id=0, views=["explain"])([0])
+    batch = BatchCollator(features, pad_token_id=0, decoder_start_token_id=0, views=["explain"])(
+        [0]
+    )
     target = features.views["explain"].targets[0]
     assert batch["decoder_input_ids"][0, 0] == 0
     assert batch["decoder_input_ids"][0, 1 : len(target)].tolist() == target[:-1].tolist()
@@ -127,9 +131,9 @@ def test_answer_only_counterfactual_loss_masks_the_phrase_but_feeds_it_to_the_de
     rows = features.views["counterfactual"]
     phrase = tokenizer(ANSWER_PHRASE, add_special_tokens=False)["input_ids"]
     assert rows.untrained[0] == len(phrase)
-    batch = BatchCollator(features, pad_token_id=0, decoder_start_token_id=0, views=["counterfactual"])(
-        [0]
-    )
+    batch = BatchCollator(
+        features, pad_token_id=0, decoder_start_token_id=0, views=["counterfactual"]
+    )([0])
     assert (batch["labels"][0, : len(phrase)] == IGNORE_INDEX).all()
     assert batch["decoder_input_ids"][0, 1 : len(phrase) + 1].tolist() == phrase
     decoded = tokenizer.decode(rows.targets[0], skip_special_tokens=True)
@@ -207,14 +211,17 @@ def test_features_are_tokenised_once_and_then_read_from_the_cache(
     monkeypatch.setattr("distillation.features.features_build", fail)
     second = features_cached(tmp_path, examples, teacher, tokenizer=tokenizer, **settings)
     assert [r.tolist() for r in second.views["predict"].input_ids] == [
-        r.tolist() for r in first.views["predict"].input_ids  # type: ignore[union-attr]
+        r.tolist()
+        for r in first.views["predict"].input_ids  # type: ignore[union-attr]
     ]
 
 
 def test_length_grouped_batches_cover_each_example_once_and_replay_by_seed():
     lengths = np.asarray([5, 50, 6, 49, 7, 48, 8, 47, 9, 10])
     indices = np.arange(10)
-    batches = batches_length_grouped(indices, lengths, batch_size=2, seed=1, epoch=0, group_factor=5)
+    batches = batches_length_grouped(
+        indices, lengths, batch_size=2, seed=1, epoch=0, group_factor=5
+    )
     assert sorted(np.concatenate(batches).tolist()) == list(range(10))
     again = batches_length_grouped(indices, lengths, batch_size=2, seed=1, epoch=0, group_factor=5)
     assert [b.tolist() for b in batches] == [b.tolist() for b in again]

@@ -49,14 +49,18 @@ def toy() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
 def test_sequence_loss_matches_a_hand_computation(toy):
     logits, labels = toy["explain"]
-    assert sequence_loss(logits, labels).item() == pytest.approx(_hand_sequence_loss(logits, labels))
+    assert sequence_loss(logits, labels).item() == pytest.approx(
+        _hand_sequence_loss(logits, labels)
+    )
 
 
 def test_padding_positions_never_count_in_the_loss(toy):
     logits, labels = toy["explain"]
     changed = logits.clone()
     changed[labels == IGNORE_INDEX] = 100.0  # wildly different logits where the labels are padding
-    assert sequence_loss(changed, labels).item() == pytest.approx(sequence_loss(logits, labels).item())
+    assert sequence_loss(changed, labels).item() == pytest.approx(
+        sequence_loss(logits, labels).item()
+    )
 
 
 def test_multitask_loss_is_alpha_weighted_predict_plus_explain(toy):
@@ -105,9 +109,7 @@ def test_one_pass_view_weighted_loss_equals_the_separate_view_losses(toy, method
 
 def test_a_view_absent_from_the_batch_adds_nothing(toy):
     logits, labels = toy["predict"]
-    loss = weighted_view_loss(
-        logits, labels, torch.tensor([0, 0]), torch.tensor([0.5, 0.5])
-    )
+    loss = weighted_view_loss(logits, labels, torch.tensor([0, 0]), torch.tensor([0.5, 0.5]))
     assert loss.item() == pytest.approx(0.5 * sequence_loss(logits, labels).item())
 
 
@@ -129,7 +131,7 @@ def test_an_unknown_method_names_the_accepted_ones():
 
 
 def test_weights_outside_their_range_are_refused():
-    with pytest.raises(ConfigError, match="training.alpha"):
+    with pytest.raises(ConfigError, match=r"training\.alpha"):
         ObjectiveWeights(alpha=1.5)
-    with pytest.raises(ConfigError, match="training.beta"):
+    with pytest.raises(ConfigError, match=r"training\.beta"):
         ObjectiveWeights(beta=-1.0)

@@ -80,7 +80,7 @@ def test_a_model_that_cannot_be_loaded_is_a_config_error(tmp_path):
 
 
 def test_a_bad_tiny_architecture_names_the_key():
-    with pytest.raises(ConfigError, match="training.tiny_t5.d_model"):
+    with pytest.raises(ConfigError, match=r"training\.tiny_t5\.d_model"):
         TinyT5Config(d_model=0)
-    with pytest.raises(ConfigError, match="training.tiny_t5.vocab_size"):
+    with pytest.raises(ConfigError, match=r"training\.tiny_t5\.vocab_size"):
         TinyT5Config(vocab_size=10)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from distillation.evaluation import accuracy_evaluate, answer_normalise, texts_generate
+from distillation.features import ANSWER_PHRASE, view_input
+from tests.distillation.students_support import (
+    ScriptedModel,
+    decoded_input,
+    examples_make,
+    model_make,
+    teacher_make,
+    tokenizer_make,
+)
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return examples_make(6)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(examples):
+    return tokenizer_make(examples, teacher_make(examples))
+
+
+def test_answers_are_normalised_before_matching():
+    assert answer_normalise("  The Freezer! ") == "freezer"
+    assert answer_normalise("an   apple tree.") == "apple tree"
+    assert answer_normalise("freezer") != answer_normalise("fridge")
+
+
+def test_mt_accuracy_is_exact_match_of_the_predict_output(tokenizer, examples):
+    outputs = {}
+    for index, example in enumerate(examples):
+        key = decoded_input(tokenizer, view_input("predict", example))
+        outputs[key] = example.answer if index % 2 == 0 else example.wrong_choices[0]
+    model = ScriptedModel(tokenizer, outputs)
+    result = accuracy_evaluate(model, tokenizer, examples, method="mt", batch_size=4)
+    assert (result.correct, result.total) == (3, 6)
+    assert result.accuracy == pytest.approx(0.5)
+    assert model.calls == [4, 2]  # batched
+
+
+def test_cf_accuracy_reads_the_answer_after_the_explanation(tokenizer, examples):
+    outputs = {}
+    for index, example in enumerate(examples):
+        key = decoded_input(tokenizer, view_input("factual", example))
+        choice = example.answer if index < 4 else example.wrong_choices[1]
+        outputs[key] = f"the {example.answer} fits {ANSWER_PHRASE} {choice}"
+    model = ScriptedModel(tokenizer, outputs)
+    result = accuracy_evaluate(
+        model, tokenizer, examples, method="cf", explanation_max_new_tokens=64
+    )
+    assert result.correct == 4
+    assert result.predictions[5] == examples[5].wrong_choices[1]
+
+
+def test_generation_returns_outputs_in_input_order(tokenizer, examples):
+    model = model_make(tokenizer, dropout=0.0)
+    inputs = [view_input("explain", example) for example in examples]
+    in_batches = texts_generate(model, tokenizer, inputs, batch_size=2, max_new_tokens=5)
+    one_by_one = [texts_generate(model, tokenizer, [text], max_new_tokens=5)[0] for text in inputs]
+    assert in_batches == one_by_one
+    assert model.training  # the caller's mode is restored

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+
+from distillation.explain import choice_match, explanations_generate, jsonl_read, jsonl_write
+from distillation.features import ANSWER_PHRASE, view_input
+from studyapp.importing import explanations_read
+from tests.distillation.students_support import (
+    ScriptedModel,
+    decoded_input,
+    examples_make,
+    teacher_make,
+    tokenizer_make,
+)
+
+DESIGN_KEYS = {
+    "condition",
+    "question_id",
+    "question",
+    "choices",
+    "answer",
+    "predicted_answer",
+    "explanation",
+    "student",
+    "method",
+    "data_variant",
+    "run",
+}
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return examples_make(4)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(examples):
+    return tokenizer_make(examples, teacher_make(examples))
+
+
+def test_mt_records_take_the_answer_from_predict_and_the_text_from_explain(
+    tmp_path, tokenizer, examples
+):
+    outputs = {}
+    for example in examples:
+        outputs[decoded_input(tokenizer, view_input("predict", example))] = example.answer
+        outputs[decoded_input(tokenizer, view_input("explain", example))] = (
+            f"the {example.answer} fits"
+        )
+    batch = explanations_generate(
+        ScriptedModel(tokenizer, outputs),
+        tokenizer,
+        examples,
+        method="mt+cf",
+        condition="MT+CF:revised",
+        student="tiny-t5",
+        data_variant="revised",
+        run="demo/x/seed-0",
+    )
+    assert batch.empty == 0
+    record = batch.records[0]
+    assert set(record) == DESIGN_KEYS
+    assert record["predicted_answer"] == examples[0].answer
+    assert record["explanation"] == f"the {examples[0].answer} fits"
+    assert record["choices"] == list(examples[0].choices)
+    path = tmp_path / "explanations.jsonl"
+    assert jsonl_write(batch.records, path) == 4
+    # The study importer accepts what was written.
+    parsed = explanations_read(path.read_text().splitlines())
+    assert {r.condition for r in parsed} == {"MT+CF:revised"}
+    assert jsonl_read(path) == batch.records
+
+
+def test_cf_records_split_one_factual_output_and_leave_out_empty_explanations(tokenizer, examples):
+    outputs = {}
+    for index, example in enumerate(examples):
+        text = "" if index == 0 else f"the {example.answer} fits"
+        outputs[decoded_input(tokenizer, view_input("factual", example))] = (
+            f"{text} {ANSWER_PHRASE} {example.wrong_choices[0]}"
+        )
+    batch = explanations_generate(
+        ScriptedModel(tokenizer, outputs),
+        tokenizer,
+        examples,
+        method="cf",
+        condition="CF:original",
+        student="tiny-t5",
+        data_variant="original",
+        run="r",
+    )
+    assert batch.empty == 1
+    assert [r["question_id"] for r in batch.records] == [e.id for e in examples[1:]]
+    assert batch.records[0]["predicted_answer"] == examples[1].wrong_choices[0]
+    assert ANSWER_PHRASE not in batch.records[0]["explanation"]
+
+
+def test_a_predicted_answer_is_shown_as_the_choice_it_names():
+    choices = ("pantry", "refrigerator", "oven", "cupboard", "breadbox")
+    assert choice_match("The Refrigerator.", choices) == "refrigerator"
+    assert choice_match("refridgerator", choices) == "refrigerator"

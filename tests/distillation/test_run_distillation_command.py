@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import re
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from distillation.models import DistillationRun
+from studyapp.models import Study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+QUICK = {
+    "steps = 300": "steps = 2",
+    "eval_every = 100": "eval_every = 2",
+    "checkpoint_every = 100": "checkpoint_every = 2",
+    "explanation_max_new_tokens = 48": "explanation_max_new_tokens = 12",
+    "d_model = 64": "d_model = 32",
+    "num_layers = 2": "num_layers = 1",
+    "vocab_size = 1200": "vocab_size = 600",
+}
+
+
+@pytest.fixture
+def runs_dir(tmp_path, settings):
+    settings.RUNS_DIR = tmp_path / "runs"
+    return settings.RUNS_DIR
+
+
+def _demo_config(tmp_path: Path, **replacements: str) -> Path:
+    """configs/demo.toml, cut to two training steps of a 1-layer model."""
+    text = (ROOT / "configs" / "demo.toml").read_text()
+    for old, new in {**QUICK, **replacements}.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "demo.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.django_db
+def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(tmp_path, runs_dir):
+    out = StringIO()
+    call_command("run_distillation", "--config", str(_demo_config(tmp_path)), stdout=out)
+    study = Study.objects.get(slug="demo")
+    assert study.status == Study.Status.LIVE
+    assert sorted(study.conditions.values_list("name", flat=True)) == [
+        "CF:original",
+        "MT+CF:original",
+        "MT+CF:revised",
+        "MT:original",
+    ]
+    run = DistillationRun.objects.get()
+    assert run.status == DistillationRun.Status.SUCCEEDED
+    assert run.output_dir == str(runs_dir / "demo")
+    assert len(run.metrics["accuracy"]) == 4
+    assert run.finished_at is not None
+    assert (runs_dir / "demo" / "accuracy.csv").is_file()
+    assert "study 'demo' is ready at /s/demo/" in out.getvalue()
+
+    # A second invocation resumes: nothing is redone, the study is unchanged, a new record says so.
+    out = StringIO()
+    call_command("run_distillation", "--config", str(_demo_config(tmp_path)), stdout=out)
+    latest = DistillationRun.objects.order_by("-id").first()
+    assert latest.metrics["stages_run"] == []
+    assert Study.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_study_option_names_the_study(tmp_path, runs_dir):
+    call_command(
+        "run_distillation",
+        "--config",
+        str(_demo_config(tmp_path)),
+        "--study",
+        "pilot-1",
+        stdout=StringIO(),
+    )
+    assert Study.objects.filter(slug="pilot-1").exists()
+
+
+@pytest.mark.django_db
+def test_the_paper_config_passes_a_dry_run_without_running_anything(runs_dir):
+    out = StringIO()
+    call_command(
+        "run_distillation",
+        "--config",
+        str(ROOT / "configs" / "paper-cqa.toml"),
+        "--dry-run",
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert (
+        len(re.findall(r"to do\s+train\s+", text)) == 60
+    )  # 2 sizes x 3 methods x 2 variants x 5 seeds
+    assert "base-mt_cf-revised seed 4" in text
+    assert "create or update study 'paper-cqa'" in text
+    assert not DistillationRun.objects.exists()
+    assert not (runs_dir / "paper-cqa").exists()
+
+
+@pytest.mark.django_db
+def test_a_bad_config_key_is_a_command_error_naming_it(tmp_path, runs_dir):
+    path = _demo_config(tmp_path, **{"batch_size = 8": "batchsize = 8"})
+    with pytest.raises(CommandError, match=r"training\.batchsize.*accepted keys"):
+        call_command("run_distillation", "--config", str(path), stdout=StringIO())
+    assert not DistillationRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failing_run_is_recorded_as_failed_with_its_error(tmp_path, runs_dir):
+    path = _demo_config(
+        tmp_path,
+        **{
+            'source = "distillation/demo_data/teacher_outputs.jsonl"': (
+                f'source = "{tmp_path / "missing.jsonl"}"'
+            )
+        },
+    )
+    with pytest.raises(CommandError, match=r"missing\.jsonl"):
+        call_command("run_distillation", "--config", str(path), stdout=StringIO())
+    run = DistillationRun.objects.get()
+    assert run.status == DistillationRun.Status.FAILED
+    assert "missing.jsonl" in run.error
+
+
+@pytest.mark.django_db
+def test_an_unknown_stage_is_a_command_error(runs_dir):
+    with pytest.raises(CommandError, match="accepted stages"):
+        call_command("run_distillation", "--stages", "data", "fit", stdout=StringIO())
