@@ -35,6 +35,7 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py run_distillation
 	$(BIN)/python manage.py demo_setup --base-url http://$(HOST):$(PORT)
 	@echo "Admin:  http://$(HOST):$(PORT)/admin/"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
