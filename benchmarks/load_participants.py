@@ -818,7 +818,11 @@ class Run:
 
 
 def _group_cpu(leader: int) -> float:
-    """CPU seconds of every live process in ``leader``'s process group, and of its reaped children."""
+    """CPU seconds of ``leader``, its children and its process group, and of reaped children.
+
+    Children are matched by parent as well as by group because PostgreSQL's backends
+    each start a session of their own.
+    """
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -826,9 +830,10 @@ def _group_cpu(leader: int) -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the process ended while the folder was listed
-        if int(fields[2]) == leader:
+        pid, parent, group = int(stat.parent.name), int(fields[1]), int(fields[2])
+        if leader in (pid, parent, group):
             total += sum(int(x) for x in fields[11:13]) / tick
-            if int(stat.parent.name) == leader:
+            if pid == leader:
                 total += sum(int(x) for x in fields[13:15]) / tick
     return total
 
