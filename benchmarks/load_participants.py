@@ -723,6 +723,7 @@ class Run:
     base_url: str
     server: Gunicorn | None
     postgres_pid: int | None = None
+    server_cpu_lost: float = 0.0
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     def phase(
@@ -792,7 +793,7 @@ class Run:
         """
         used = {"load generator": sum(os.times()[:2])}
         if self.server is not None and self.server.process is not None:
-            used["gunicorn"] = _group_cpu(self.server.process.pid)
+            used["gunicorn"] = _group_cpu(self.server.process.pid) + self.server_cpu_lost
         if self.postgres_pid is not None:
             used["postgresql"] = _group_cpu(self.postgres_pid)
         return used
@@ -809,6 +810,8 @@ class Run:
             while len(recorder.acks) < target and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             outage["acknowledged_before_kill"] = len(recorder.acks)
+            # The restarted server counts its CPU from zero; keep what the killed one used.
+            self.server_cpu_lost += _group_cpu(server.process.pid) if server.process else 0.0
             killed = time.monotonic()
             await asyncio.to_thread(server.kill)
             outage["restart_s"] = round(await asyncio.to_thread(server.start), 2)
