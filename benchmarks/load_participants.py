@@ -55,13 +55,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CONDITIONS = ("MT:original", "CF:original", "MT+CF:original", "MT+CF:revised")
-DIMENSIONS = (
-    "plausibility",
-    "understandability",
-    "completeness",
-    "satisfaction",
-    "contrastiveness",
-)
 LIKERT_BY_LABEL = {
     "Strongly disagree": 1,
     "Disagree": 2,
@@ -304,14 +297,21 @@ class Ack:
 
     pid: str
     token: str
-    values: tuple[int, ...]
+    values: dict[str, int]
 
 
 def study_check(*, slug: str, acks: list[Ack], pids: list[str]) -> dict[str, Any]:
     """Compare the database with what the participants were told; return counts of problems."""
     from django.db.models import Count
 
-    from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
+    from studyapp.models import (
+        Assignment,
+        AttentionCheckResponse,
+        Dimension,
+        Participant,
+        Rating,
+        Study,
+    )
 
     study = Study.objects.get(slug=slug)
     participants = {p.prolific_pid: p for p in Participant.objects.filter(study=study)}
@@ -343,7 +343,7 @@ def study_check(*, slug: str, acks: list[Ack], pids: list[str]) -> dict[str, Any
             continue
         assignment = assignments.get((ack.pid, int(number)))
         stored = ratings.get(assignment.pk, {}) if assignment else {}
-        lost += tuple(stored.get(d) for d in DIMENSIONS) != ack.values
+        lost += stored != ack.values
     acked_tokens = Counter((ack.pid, ack.token) for ack in acks)
 
     per_participant = defaultdict(list)
@@ -368,7 +368,7 @@ def study_check(*, slug: str, acks: list[Ack], pids: list[str]) -> dict[str, Any
     partial = sum(
         1
         for a in assignments.values()
-        if (a.answered_at is not None) != (len(ratings.get(a.pk, {})) == len(DIMENSIONS))
+        if (a.answered_at is not None) != (len(ratings.get(a.pk, {})) == len(Dimension))
     )
     completed = sum(p.status == Participant.Status.COMPLETED for p in participants.values())
     return {
@@ -635,17 +635,19 @@ class Participant:
     async def _item_answer(self, text: str, page: Page) -> httpx.Response:
         form = next(f for f in page.forms if f["method"] == "post")
         token = form["hidden"]["step"]
+        rows = sorted(form["radios"])
+        if not rows:
+            raise RequestFailed("item form without a row to rate")
+        # Like a person, answer every row the page shows, whatever the rows are called.
         if token.startswith("check-"):
             match = INSTRUCTION.search(text)
             if match is None:
                 raise RequestFailed("attention check without an instruction")
-            values = (LIKERT_BY_LABEL[match.group(1)],) * len(DIMENSIONS)
+            values = dict.fromkeys(rows, LIKERT_BY_LABEL[match.group(1)])
         else:
-            values = tuple(self.rng.randint(1, 5) for _ in DIMENSIONS)
-        if set(form["radios"]) != set(DIMENSIONS):
-            raise RequestFailed("item form without the five rows")
+            values = {row: int(self.rng.choice(form["radios"][row])) for row in rows}
         await self.think()
-        data = {**form["hidden"], **dict(zip(DIMENSIONS, map(str, values), strict=True))}
+        data = {**form["hidden"], **{row: str(value) for row, value in values.items()}}
         if self.javascript and form["hx_post"]:
             headers = {"HX-Request": "true", "X-CSRFToken": form["hidden"]["csrfmiddlewaretoken"]}
             response = await self.fetch(
