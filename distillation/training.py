@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from distillation.config import TrainingConfig
+from distillation.errors import ConfigError
 from distillation.features import BatchCollator, FeatureSet, batches_length_grouped
 from distillation.objectives import view_weights, weighted_view_loss
 from distillation.students import decoder_start_token_id, student_save
@@ -61,7 +62,12 @@ def mixed_precision_resolve(setting: str) -> str:
 def accelerator_create(training: TrainingConfig) -> Any:
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=mixed_precision_resolve(training.mixed_precision))
+    precision = mixed_precision_resolve(training.mixed_precision)
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError(
+            "training.mixed_precision = 'fp16' needs a GPU; use 'auto', 'no' or 'bf16' on a CPU"
+        )
+    return Accelerator(mixed_precision=precision)
 
 
 def seed_everything(seed: int) -> None:

@@ -6,10 +6,12 @@ import math
 import pytest
 import torch
 
+from distillation.errors import ConfigError
 from distillation.features import features_build
 from distillation.training import (
     BEST_DIR,
     TRAINING_FILE,
+    accelerator_create,
     mixed_precision_resolve,
     student_train,
     training_complete,
@@ -118,3 +120,10 @@ def test_cpu_training_runs_in_full_precision():
         pytest.skip("a GPU is present")
     assert mixed_precision_resolve("auto") == "no"
     assert mixed_precision_resolve("bf16") == "bf16"
+
+
+def test_fp16_without_a_gpu_is_a_config_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="needs a GPU"):
+        accelerator_create(training_make(mixed_precision="fp16"))
