@@ -920,8 +920,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--time-scale",
         type=float,
-        default=0.1,
-        help="factor on the 2-20 s think time per page (1 = real people; default 0.1)",
+        default=1.0,
+        help="factor on the 2-20 s think time per page (default 1: the pace of real people; "
+        "0.1 packs the same requests into a tenth of the time)",
     )
     parser.add_argument("--arrival-seconds", type=float, default=60.0)
     parser.add_argument(
