@@ -45,6 +45,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -695,8 +696,11 @@ async def participants_run(
         max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
     )
     timeout = httpx.Timeout(30.0)
+    # The client is shared by every participant, so its own cookie jar must keep nothing:
+    # each participant sends its cookies itself, and a shared jar would mix their sessions.
+    no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
     async with httpx.AsyncClient(
-        base_url=settings.base_url, limits=limits, timeout=timeout
+        base_url=settings.base_url, limits=limits, timeout=timeout, cookies=no_cookies
     ) as client:
         people = [Participant(client, settings, recorder, pid) for pid in pids]
         rng = random.Random(settings.slug)
