@@ -144,6 +144,26 @@ def objective_loss(
     )
 
 
+def view_token_sums(
+    logits: torch.Tensor, labels: torch.Tensor, view_ids: torch.Tensor, n_views: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per view: the summed token losses and the number of label tokens of these rows."""
+    losses = token_losses(logits, labels)
+    mask = (labels != IGNORE_INDEX).to(losses.dtype)
+    sums = losses.new_zeros(n_views).index_add(0, view_ids, (losses * mask).sum(dim=1))
+    counts = losses.new_zeros(n_views).index_add(0, view_ids, mask.sum(dim=1))
+    return sums, counts
+
+
+def view_sums_loss(
+    sums: torch.Tensor, counts: torch.Tensor, view_weight: torch.Tensor
+) -> torch.Tensor:
+    """Σ_v weight_v · sums_v / counts_v over the views that have label tokens."""
+    present = counts > 0
+    weight = view_weight.to(sums.dtype)
+    return (weight[present] * sums[present] / counts[present]).sum()
+
+
 def weighted_view_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -155,13 +175,8 @@ def weighted_view_loss(
     ``view_ids[i]`` is the view of row ``i`` (an index into ``view_weight``). Each view's token
     losses are averaged over that view's own label tokens, then weighted, which equals running
     one pass per view and combining the view losses. A view without rows in the batch adds
-    nothing, as a separate pass over an empty batch would.
+    nothing, as a separate pass over an empty batch would. Rows split over several passes give
+    the same result through ``view_token_sums`` summed over the passes, then ``view_sums_loss``.
     """
-    losses = token_losses(logits, labels)
-    mask = (labels != IGNORE_INDEX).to(losses.dtype)
-    n_views = view_weight.numel()
-    view_sum = losses.new_zeros(n_views).index_add(0, view_ids, (losses * mask).sum(dim=1))
-    view_count = losses.new_zeros(n_views).index_add(0, view_ids, mask.sum(dim=1))
-    present = view_count > 0
-    weight = view_weight.to(losses.dtype)
-    return (weight[present] * view_sum[present] / view_count[present]).sum()
+    sums, counts = view_token_sums(logits, labels, view_ids, view_weight.numel())
+    return view_sums_loss(sums, counts, view_weight)

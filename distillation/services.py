@@ -37,12 +37,20 @@ def distillation_run_execute(
     log: Callable[[str], None],
     progress: bool = False,
     command: Sequence[str] = (),
-) -> tuple[DistillationRun, RunSummary]:
+) -> tuple[DistillationRun | None, RunSummary]:
     """Run the pipeline, recording the run (status, metrics, output folder) in the database.
 
-    A failed run is recorded as failed with its error before the error propagates.
+    A failed run is recorded as failed with its error before the error propagates. The record
+    is ``None`` in the secondary processes of a multi-process launch.
     """
     ordered = stages_check(stages)
+    if not _main_process():
+        # Under `accelerate launch` / `torchrun` every process runs the pipeline (each trains on
+        # its share of the batches); only the first one records the run and creates the study.
+        summary = pipeline_run(
+            config, stages=ordered, log=lambda message: None, study_create=None, command=command
+        )
+        return None, summary
     run = DistillationRun.objects.create(
         name=config.name,
         config_path=str(config_path),
@@ -66,6 +74,12 @@ def distillation_run_execute(
         raise
     _finish(run, status=DistillationRun.Status.SUCCEEDED, metrics=summary_dict(summary))
     return run, summary
+
+
+def _main_process() -> bool:
+    from accelerate import PartialState
+
+    return bool(PartialState().is_main_process)
 
 
 def _finish(

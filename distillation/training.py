@@ -27,7 +27,12 @@ import torch
 from distillation.config import TrainingConfig
 from distillation.errors import ConfigError
 from distillation.features import BatchCollator, FeatureSet, batches_length_grouped
-from distillation.objectives import view_weights, weighted_view_loss
+from distillation.objectives import (
+    view_sums_loss,
+    view_token_sums,
+    view_weights,
+    weighted_view_loss,
+)
 from distillation.students import decoder_start_token_id, student_save
 
 CHECKPOINT_DIR = "checkpoint"
@@ -159,17 +164,13 @@ class _Trainer:
         return shard, batches
 
     def _loss(self, shard: np.ndarray) -> torch.Tensor:
-        batch = self.collator(shard.tolist())
-        batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
         with self.accelerator.autocast():
-            logits = self.model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                decoder_input_ids=batch["decoder_input_ids"],
-            ).logits
-        return weighted_view_loss(
-            logits, batch["labels"], batch["view_ids"], self.view_weight.to(logits.device)
-        )
+            return passes_loss(
+                self.model,
+                self.collator.passes(shard.tolist()),
+                self.view_weight,
+                device=self.accelerator.device,
+            )
 
     # -- one optimizer step -----------------------------------------------------------------
     def train_step(self, batches: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
@@ -356,6 +357,35 @@ def student_train(
     if result.steps >= training.steps and trainer.accelerator.is_main_process:
         (output_dir / TRAINING_FILE).write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
+
+
+def passes_loss(
+    model: Any,
+    passes: Sequence[dict[str, torch.Tensor]],
+    view_weight: torch.Tensor,
+    *,
+    device: Any,
+) -> torch.Tensor:
+    """The objective over a step's rows, run as the given forward passes.
+
+    Token-loss sums and label counts are added up per view over the passes before dividing,
+    so the result equals one pass over all rows (and one pass per view).
+    """
+    sums = torch.zeros(view_weight.numel(), device=device)
+    counts = torch.zeros(view_weight.numel(), device=device)
+    for batch in passes:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            decoder_input_ids=batch["decoder_input_ids"],
+        ).logits
+        part_sums, part_counts = view_token_sums(
+            logits, batch["labels"], batch["view_ids"], view_weight.numel()
+        )
+        sums = sums + part_sums
+        counts = counts + part_counts
+    return view_sums_loss(sums, counts, view_weight.to(device))
 
 
 def validation_loss(

@@ -18,6 +18,7 @@ from distillation.features import (
     features_load,
     features_save,
     question_render,
+    row_groups,
 )
 from distillation.objectives import (
     IGNORE_INDEX,
@@ -27,6 +28,7 @@ from distillation.objectives import (
     view_weights,
     weighted_view_loss,
 )
+from distillation.training import passes_loss
 from distillation.types import Example, TeacherExplanations
 from tests.distillation.students_support import (
     examples_make,
@@ -178,8 +180,29 @@ def test_a_combined_batch_gives_the_loss_of_one_pass_per_view(examples, teacher,
             assert sequence_loss(output.logits, part["labels"]).item() == pytest.approx(
                 output.loss.item(), rel=1e-5
             )
+        # The training path: the same rows cut into padding-efficient passes.
+        passes = collator.passes(batch_examples)
+        split = passes_loss(
+            model,
+            passes,
+            torch.tensor([per_view[view] for view in collator.views]),
+            device="cpu",
+        )
     reference = objective_loss(method, separate, weights)
     assert combined.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert split.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert sum(len(part["view_ids"]) for part in passes) == len(batch["view_ids"])
+
+
+def test_rows_are_split_into_passes_that_pad_less():
+    inputs = [10, 60, 12, 58, 11, 59]
+    targets = [3, 80, 4, 70, 3, 75]
+    groups = row_groups(inputs, targets, max_groups=4, pass_cost=50.0)
+    # Short answers in one pass, long explanations in another: 820 units of work instead of
+    # 6 × (60 + 2 × 80) = 1,320 for a single padded pass.
+    assert sorted(sorted(g.tolist()) for g in groups) == [[0, 2, 4], [1, 3, 5]]
+    # With a high cost per pass, everything stays in one pass.
+    assert len(row_groups(inputs, targets, pass_cost=1e9)) == 1
 
 
 def test_features_survive_a_save_and_load(tmp_path, examples, teacher, tokenizer):

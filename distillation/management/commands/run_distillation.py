@@ -77,6 +77,8 @@ class Command(BaseCommand):
             )
         except DistillationError as error:
             raise CommandError(str(error)) from None
+        if run is None:
+            return  # a secondary process of a multi-GPU launch: the first one reports
         for note in summary.notes:
             self.stdout.write(note)
         for row in summary.accuracy:
