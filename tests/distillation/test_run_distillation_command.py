@@ -13,9 +13,9 @@ from studyapp.models import Study
 ROOT = Path(__file__).resolve().parents[2]
 
 QUICK = {
-    "steps = 120": "steps = 2",
-    "eval_every = 40": "eval_every = 2",
-    "checkpoint_every = 40": "checkpoint_every = 2",
+    "steps = 240": "steps = 2",
+    "eval_every = 80": "eval_every = 2",
+    "checkpoint_every = 80": "checkpoint_every = 2",
     "explanation_max_new_tokens = 48": "explanation_max_new_tokens = 12",
     "d_model = 64": "d_model = 32",
     "num_layers = 2": "num_layers = 1",

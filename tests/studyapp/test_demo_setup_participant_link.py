@@ -89,3 +89,18 @@ def test_without_a_study_or_fixture_it_says_what_is_missing(
     assert "No demo study" in output
     assert "absent.jsonl is missing" in output
     assert not Study.objects.exists()
+
+
+def test_it_also_opens_a_readable_study_from_the_fixture(fixture_file: Path) -> None:
+    study_make(slug="demo", questions=16)
+
+    output = _run()
+
+    readable = Study.objects.get(slug=demo_setup.READABLE_SLUG)
+    assert readable.status == Study.Status.LIVE
+    assert readable.questions.count() == 16
+    match = re.search(
+        r"hand-written explanations: http://127\.0\.0\.1:8000(/s/demo-readable/\S+)", output
+    )
+    assert match is not None, output
+    assert Client().get(match.group(1)).status_code == 302

@@ -16,6 +16,9 @@ from studyapp.models import Study
 
 DEMO_USERNAME = "researcher"
 DEMO_SLUG = "demo"
+# The tiny demo students write barely readable text; this second study shows the survey with
+# hand-written explanations of the same shape.
+READABLE_SLUG = "demo-readable"
 DEMO_FIXTURE = Path(settings.BASE_DIR) / "studyapp" / "fixtures" / "demo_explanations.jsonl"
 
 
@@ -102,3 +105,9 @@ class Command(BaseCommand):
             f"Participant link (each open of a new link is a new participant): "
             f"{participant_link(study=study, base_url=options['base_url'])}"
         )
+        readable = demo_study_ensure(slug=READABLE_SLUG)
+        if readable is not None:
+            self.stdout.write(
+                f"The same survey with hand-written explanations: "
+                f"{participant_link(study=readable, base_url=options['base_url'])}"
+            )
