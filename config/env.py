@@ -75,6 +75,36 @@ def env_str(name: str, default: str | None, environ: Mapping[str, str] | None = 
     return raw.strip()
 
 
+def env_choice(
+    name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> str:
+    """One of ``choices`` (compared case-insensitively, returned as spelled there)."""
+    value = env_str(name, default, environ) or default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not accepted; use one of: {', '.join(choices)}."
+    )
+
+
+_RATE_PERIODS = ("second", "minute", "hour", "day")
+
+
+def env_rate(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    """A request rate such as ``600/minute`` (REST framework's throttle format)."""
+    value = env_str(name, default, environ) or default
+    count, _, period = value.partition("/")
+    # REST framework reads only the period's first letter, so "10/min" and "10/m" work too.
+    valid_period = period.isalpha() and period[0].lower() in "smhd"
+    if not (count.isdigit() and int(count) > 0 and valid_period):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a request rate; use COUNT/PERIOD with PERIOD one of: "
+            f"{', '.join(_RATE_PERIODS)} (e.g. '600/minute')."
+        )
+    return f"{int(count)}/{period.lower()}"
+
+
 _DB_SCHEMES = ("postgres", "postgresql", "pgsql", "sqlite")
 
 

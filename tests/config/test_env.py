@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_database, env_int, env_list, env_str
+from config.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +70,25 @@ def test_env_database_reads_postgres_url() -> None:
 def test_env_database_rejects_unsupported_or_incomplete_urls(url: str) -> None:
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
         env_database("DATABASE_URL", "/tmp/x", {"DATABASE_URL": url})
+
+
+def test_env_choice_accepts_any_case_and_rejects_other_values_naming_them() -> None:
+    levels = ("DEBUG", "INFO", "WARNING")
+    assert env_choice("LOG_LEVEL", "INFO", levels, {}) == "INFO"
+    assert env_choice("LOG_LEVEL", "INFO", levels, {"LOG_LEVEL": " debug "}) == "DEBUG"
+    with pytest.raises(ImproperlyConfigured, match=r"LOG_LEVEL='LOUD'.*DEBUG, INFO, WARNING"):
+        env_choice("LOG_LEVEL", "INFO", levels, {"LOG_LEVEL": "LOUD"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", "600/minute"), ("10/second", "10/second"), ("5/Hour", "5/hour"), ("30/min", "30/min")],
+)
+def test_env_rate_reads_rest_framework_rates(raw: str, expected: str) -> None:
+    assert env_rate("API_THROTTLE_RATE", "600/minute", {"API_THROTTLE_RATE": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", ["lots", "10", "0/minute", "-5/minute", "10/", "10/week", "1/m/x"])
+def test_env_rate_rejects_what_rest_framework_cannot_parse(raw: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"API_THROTTLE_RATE=.*COUNT/PERIOD"):
+        env_rate("API_THROTTLE_RATE", "600/minute", {"API_THROTTLE_RATE": raw})

@@ -63,3 +63,12 @@ def test_bad_database_url_names_the_variable() -> None:
     assert (
         "DATABASE_URL='mysql://root@localhost/db' is not a supported database URL" in result.stderr
     )
+
+
+def test_bad_log_level_and_throttle_rate_name_the_variable() -> None:
+    result = _run(["check"], {"LOG_LEVEL": "LOUD"})
+    assert result.returncode != 0
+    assert "LOG_LEVEL='LOUD' is not accepted; use one of: DEBUG" in result.stderr
+    result = _run(["check"], {"API_THROTTLE_RATE": "lots"})
+    assert result.returncode != 0
+    assert "API_THROTTLE_RATE='lots' is not a request rate" in result.stderr
