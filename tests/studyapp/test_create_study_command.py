@@ -96,3 +96,19 @@ def test_it_rejects_a_pool_too_small_and_imports_nothing(tmp_path: Path) -> None
 def test_it_rejects_a_non_positive_items_per_condition(explanations_file: Path) -> None:
     with pytest.raises(CommandError, match="--per-condition must be at least 1"):
         _run("cqa", "--explanations", str(explanations_file), "--per-condition", "0")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bad slug!"], "slug: Enter a valid"),
+        (["cqa", "--title", "t" * 201], "title: Ensure this value has at most 200 characters"),
+    ],
+)
+def test_it_explains_a_bad_slug_or_title_and_imports_nothing(
+    explanations_file: Path, args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError, match=f"nothing was imported: {message}"):
+        _run(*args, "--explanations", str(explanations_file))
+    assert not Study.objects.exists()
+    assert not Explanation.objects.exists()

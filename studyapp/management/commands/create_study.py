@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
@@ -52,6 +53,15 @@ def study_import_file(
         )
     except StudyConflictError as exc:
         raise CommandError(f"{path}: nothing was imported: {exc}") from None
+    except ValidationError as exc:
+        # A bad SLUG, title or completion code: the study's own checks, as in the admin form.
+        if hasattr(exc, "error_dict"):
+            problems = "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
+            )
+        else:
+            problems = " ".join(exc.messages)
+        raise CommandError(f"nothing was imported: {problems}") from None
     after = Explanation.objects.filter(condition__study=study).count()
     return study, after - before
 
