@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import models
@@ -164,7 +165,10 @@ class Study(models.Model):
         return (now or timezone.now()) - timedelta(minutes=self.time_limit_minutes)
 
     def completion_url(self) -> str:
-        return str(settings.PROLIFIC_COMPLETION_URL).format(code=self.completion_code)
+        # Encoded, so a code typed with a space or '&' still reaches Prolific whole.
+        return str(settings.PROLIFIC_COMPLETION_URL).format(
+            code=quote(self.completion_code, safe="")
+        )
 
 
 class Condition(models.Model):

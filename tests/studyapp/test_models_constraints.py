@@ -128,3 +128,11 @@ def test_the_completion_url_carries_the_completion_code() -> None:
     study = Study(slug="s", title="S", completion_code="C0DE")
 
     assert study.completion_url() == "https://app.prolific.com/submissions/complete?cc=C0DE"
+
+
+def test_the_completion_url_encodes_a_code_with_url_characters() -> None:
+    study = Study(slug="s", title="S", completion_code="AB 12&x=1")
+
+    assert study.completion_url() == (
+        "https://app.prolific.com/submissions/complete?cc=AB%2012%26x%3D1"
+    )
