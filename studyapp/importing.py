@@ -17,6 +17,18 @@ from typing import Any
 CONDITION_PATTERN = re.compile(r"^(?P<method>[A-Za-z0-9+_.\-]+):(?P<variant>[A-Za-z0-9+_.\-]+)$")
 REQUIRED_TEXT_FIELDS = ("condition", "question_id", "question", "answer", "predicted_answer")
 OPTIONAL_TEXT_FIELDS = ("student", "method", "data_variant", "run")
+# The widths of the columns these fields are stored in (studyapp.models): longer text would
+# fail on PostgreSQL halfway through an import, so it is reported as a bad line instead.
+FIELD_MAX_LENGTHS = {
+    "condition": 100,
+    "question_id": 100,
+    "answer": 300,
+    "predicted_answer": 300,
+    "student": 100,
+    "method": 50,
+    "data_variant": 50,
+    "run": 200,
+}
 # What every line about the same question, or the same condition, must agree on.
 _question_fields = attrgetter("question", "choices", "answer")
 _condition_fields = attrgetter("student", "method", "data_variant")
@@ -127,23 +139,27 @@ def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list
 
     if problems or match is None or choices is None or not isinstance(explanation, str):
         return None, problems
-    return (
-        ExplanationRecord(
-            line=number,
-            condition=text["condition"],
-            question_id=text["question_id"],
-            question=text["question"],
-            choices=choices,
-            answer=text["answer"],
-            predicted_answer=text["predicted_answer"],
-            explanation=explanation.strip(),
-            method=text["method"] or match.group("method").lower(),
-            data_variant=text["data_variant"] or match.group("variant").lower(),
-            student=text["student"],
-            run=text["run"],
-        ),
-        [],
+    record = ExplanationRecord(
+        line=number,
+        condition=text["condition"],
+        question_id=text["question_id"],
+        question=text["question"],
+        choices=choices,
+        answer=text["answer"],
+        predicted_answer=text["predicted_answer"],
+        explanation=explanation.strip(),
+        method=text["method"] or match.group("method").lower(),
+        data_variant=text["data_variant"] or match.group("variant").lower(),
+        student=text["student"],
+        run=text["run"],
     )
+    for field, limit in FIELD_MAX_LENGTHS.items():
+        length = len(getattr(record, field))
+        if length > limit:
+            problems.append(f"field '{field}' is {length} characters long; the limit is {limit}")
+    if problems:
+        return None, problems
+    return record, []
 
 
 def _choices_parse(value: Any, problems: list[str]) -> tuple[str, ...] | None:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from studyapp.importing import ExplanationsFileError, explanations_read
+from studyapp.importing import FIELD_MAX_LENGTHS, ExplanationsFileError, explanations_read
+from studyapp.models import Condition, Explanation, Question
 from tests.studyapp.participant_pool import explanation_lines, explanation_record
 
 
@@ -79,6 +80,12 @@ def test_it_reports_every_bad_line_with_its_number() -> None:
         ({"student": ["t5"]}, "field 'student' must be a string"),
         ({"explanation": None}, "missing field 'explanation'"),
         ({"explanation": 12}, "field 'explanation' must be a string"),
+        (
+            {"predicted_answer": "p" * 301},
+            "field 'predicted_answer' is 301 characters long; the limit is 300",
+        ),
+        ({"run": "r" * 201}, "field 'run' is 201 characters long; the limit is 200"),
+        ({"question_id": "q" * 101}, "field 'question_id' is 101 characters long"),
     ],
 )
 def test_it_rejects_malformed_fields(overrides: dict[str, object], message: str) -> None:
@@ -125,3 +132,17 @@ def test_the_error_message_lists_all_problems() -> None:
         explanations_read(["x", "y"])
 
     assert str(caught.value).startswith("2 problems in the explanations file:\nline 1: ")
+
+
+def test_the_length_limits_are_the_widths_of_the_database_columns() -> None:
+    columns = {
+        "condition": Condition._meta.get_field("name"),
+        "question_id": Question._meta.get_field("external_id"),
+        "answer": Question._meta.get_field("answer"),
+        "predicted_answer": Explanation._meta.get_field("predicted_answer"),
+        "student": Condition._meta.get_field("student"),
+        "method": Condition._meta.get_field("method"),
+        "data_variant": Condition._meta.get_field("data_variant"),
+        "run": Explanation._meta.get_field("run"),
+    }
+    assert {name: field.max_length for name, field in columns.items()} == FIELD_MAX_LENGTHS
