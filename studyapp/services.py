@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
@@ -84,7 +85,7 @@ def _study_upsert(
             study.completion_code = completion_code
         if per_condition is not None:
             study.per_condition = per_condition
-        study.full_clean()
+        _study_validate(study)
         study.save()
         return study
 
@@ -104,9 +105,20 @@ def _study_upsert(
         study.per_condition = per_condition
         changed.append("per_condition")
     if changed:
-        study.full_clean()
+        _study_validate(study)
         study.save(update_fields=changed)
     return study
+
+
+def _study_validate(study: Study) -> None:
+    """The model's own checks (slug, lengths, ranges), refused as a conflict with a message."""
+    try:
+        study.full_clean()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
+        )
+        raise StudyConflictError(problems) from None
 
 
 def _conditions_upsert(

@@ -328,3 +328,11 @@ def test_items_per_condition_change_before_anyone_started(researcher):
     assert researcher.post(url, data).status_code == 302
     study.refresh_from_db()
     assert study.per_condition == 4
+
+
+def test_an_out_of_range_items_per_condition_is_explained_not_a_server_error(researcher):
+    # PostgreSQL refuses it as out of the column's range; SQLite as a pool too small.
+    response = upload(researcher, explanation_lines(), per_condition="40000")
+    assert response.status_code == 200
+    assert b"Nothing was imported" in response.content
+    assert not Study.objects.filter(slug="cqa").exists()

@@ -217,3 +217,17 @@ def test_an_unknown_status_is_refused_by_name(api):
     response = api.post(url, {"status": "draft"}, content_type="application/json")
     assert response.status_code == 400
     assert "status" in response.json()
+
+
+def test_an_out_of_range_items_per_condition_is_a_400_not_a_server_error(api):
+    response = api.post(
+        reverse("api:study-list"),
+        {
+            "slug": "big",
+            "per_condition": 40000,
+            "explanations": jsonl_upload(explanation_lines(questions=12)),
+        },
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith("nothing was imported: ")
+    assert not Study.objects.filter(slug="big").exists()

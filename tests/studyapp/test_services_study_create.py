@@ -136,3 +136,13 @@ def test_items_per_condition_cannot_change_once_participants_exist() -> None:
 
     with pytest.raises(StudyConflictError, match="already has participants"):
         study_create_from_explanations(slug="cqa", records=_records(), per_condition=2)
+
+
+def test_a_study_the_model_refuses_is_a_conflict_with_the_reason() -> None:
+    with pytest.raises(StudyConflictError, match="slug: Enter a valid"):
+        study_create_from_explanations(slug="not a slug!", records=_records())
+    with pytest.raises(StudyConflictError, match="title: Ensure this value has at most 200"):
+        study_create_from_explanations(slug="cqa", records=_records(), title="t" * 201)
+
+    assert not Study.objects.exists()
+    assert not Explanation.objects.exists()
