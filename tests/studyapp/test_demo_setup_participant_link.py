@@ -7,6 +7,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
@@ -104,3 +105,14 @@ def test_it_also_opens_a_readable_study_from_the_fixture(fixture_file: Path) -> 
     )
     assert match is not None, output
     assert Client().get(match.group(1)).status_code == 302
+
+
+def test_an_existing_account_named_researcher_is_kept_not_recreated(fixture_file: Path) -> None:
+    get_user_model().objects.create_user(username="researcher", password="x", is_staff=True)
+
+    output = _run()
+
+    assert "Researcher login created" not in output
+    assert "A researcher login already exists" in output
+    assert get_user_model().objects.count() == 1
+    assert Study.objects.get(slug="demo").status == Study.Status.LIVE

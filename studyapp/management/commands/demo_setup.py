@@ -23,9 +23,14 @@ DEMO_FIXTURE = Path(settings.BASE_DIR) / "studyapp" / "fixtures" / "demo_explana
 
 
 def researcher_ensure(*, username: str = DEMO_USERNAME) -> str | None:
-    """Create a staff researcher account if no superuser exists; return its new password."""
+    """Create a staff researcher account if no superuser exists; return its new password.
+
+    Nothing is created (None) when a superuser or an account named ``username`` exists.
+    """
     user_model = get_user_model()
     if user_model.objects.filter(is_superuser=True).exists():
+        return None
+    if user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).exists():
         return None
     password = secrets.token_urlsafe(12)
     user_model.objects.create_superuser(username=username, email="", password=password)
