@@ -112,3 +112,14 @@ def test_it_explains_a_bad_slug_or_title_and_imports_nothing(
         _run(*args, "--explanations", str(explanations_file))
     assert not Study.objects.exists()
     assert not Explanation.objects.exists()
+
+
+def test_a_file_starting_with_a_byte_order_mark_is_read_as_the_admin_upload_reads_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(explanation_lines(questions=16)).encode())
+
+    _run("cqa", "--explanations", str(path))
+
+    assert Explanation.objects.filter(condition__study__slug="cqa").count() == 64

@@ -33,7 +33,8 @@ def study_import_file(
     Raises ``CommandError`` with every problem of the file, and imports nothing then.
     """
     try:
-        with path.open(encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark (Windows editors) is dropped, as in the admin upload.
+        with path.open(encoding="utf-8-sig") as handle:
             records = explanations_read(handle)
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
