@@ -207,7 +207,7 @@ def _integer_column(
     raw: pd.Series, column: str, labels: pd.Series, where: str, *, low: int, high: int | None
 ) -> pd.Series:
     values = _numeric(raw)
-    bad = values.isna() | (values != values.round()) | (values < low)
+    bad = values.isna() | np.isinf(values) | (values != values.round()) | (values < low)
     if high is not None:
         bad |= values > high
     if bad.any():
@@ -251,7 +251,7 @@ def _attention_column(raw: pd.Series, labels: pd.Series, where: str) -> pd.Serie
     as_bool, not_bool = _bool_values(raw)
     counts = _numeric(raw)
     counts = counts.where(not_bool, as_bool.astype(float))
-    bad = counts.isna() | (counts < 0) | (counts != counts.round())
+    bad = counts.isna() | np.isinf(counts) | (counts < 0) | (counts != counts.round())
     if bad.any():
         raise _bad(
             "attention_failed",

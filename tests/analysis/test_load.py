@@ -94,6 +94,23 @@ def test_flags_and_counts_are_parsed():
         ratings_load(frame)
 
 
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("position", "position must be a whole number ≥ 0; line 4 has 'inf'"),
+        ("attention_failed", "attention_failed must be a count of failed checks"),
+    ],
+)
+def test_an_infinite_count_names_column_and_line(csv_path, column, message):
+    def edit(frame):
+        frame.loc[2, column] = "inf"
+        return frame
+
+    _rewrite(csv_path, edit)
+    with pytest.raises(AnalysisError, match=message):
+        ratings_load(csv_path)
+
+
 def test_missing_times_are_allowed_but_negative_ones_are_not():
     frame = ratings_simulate(2, seed=0).astype({"seconds_on_item": object})
     frame.loc[0, "seconds_on_item"] = ""
