@@ -100,7 +100,7 @@ def accuracy_anova(
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
         raise AnalysisError(
-            f"{accuracy} must be a number; row {first + 1} has {df[accuracy].iloc[first]!r}"
+            f"{accuracy} must be a number; row {first + 1} has '{df[accuracy].iloc[first]}'"
         )
     if data["m"].nunique() < 2 or data["s"].nunique() < 2:
         raise AnalysisError("the accuracy ANOVA needs at least two methods and two sizes")

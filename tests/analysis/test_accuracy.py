@@ -90,6 +90,10 @@ def test_custom_column_names_and_bad_values(runs):
     broken.loc[2, "accuracy"] = "n/a"
     with pytest.raises(AnalysisError, match="row 3 has 'n/a'"):
         accuracy_anova(broken)
+    infinite = runs.copy()
+    infinite.loc[2, "accuracy"] = float("inf")
+    with pytest.raises(AnalysisError, match=r"accuracy must be a number; row 3 has 'inf'$"):
+        accuracy_anova(infinite)
 
 
 def test_accuracy_file_errors_are_clear(tmp_path):
