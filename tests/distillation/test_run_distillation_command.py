@@ -127,6 +127,14 @@ def test_a_failing_run_is_recorded_as_failed_with_its_error(tmp_path, runs_dir):
 
 
 @pytest.mark.django_db
+def test_a_bad_study_slug_is_refused_before_any_work(runs_dir):
+    with pytest.raises(CommandError, match="--study must be letters, digits, '-' or '_'"):
+        call_command("run_distillation", "--study", "my study", stdout=StringIO())
+    assert not DistillationRun.objects.exists()
+    assert not runs_dir.exists()
+
+
+@pytest.mark.django_db
 def test_an_unknown_stage_is_a_command_error(runs_dir):
     with pytest.raises(CommandError, match="accepted stages"):
         call_command("run_distillation", "--stages", "data", "fit", stdout=StringIO())

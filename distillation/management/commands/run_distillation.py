@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -58,6 +59,11 @@ class Command(BaseCommand):
         except DistillationError as error:
             raise CommandError(str(error)) from None
         if options["study"]:
+            # Checked before any work, not at the study stage after hours of training.
+            if not re.fullmatch(r"[-a-zA-Z0-9_]+", options["study"]):
+                raise CommandError(
+                    f"--study must be letters, digits, '-' or '_', got {options['study']!r}"
+                )
             config = replace(config, study=replace(config.study, slug=options["study"]))
             if "study" not in stages:
                 stages.append("study")
