@@ -265,6 +265,11 @@ def students_from_toml(value: Any) -> tuple[StudentSpec, ...]:
         seeds = s.integers("seeds", [0])
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"students[{number}].seeds lists a seed twice: {seeds}")
+        if any(not 0 <= seed < 2**32 for seed in seeds):
+            # numpy and torch accept only this range; found here, not at the train stage.
+            raise ConfigError(
+                f"students[{number}].seeds must be integers from 0 to 2**32 - 1, got {seeds}"
+            )
         size = s.string("size", "") or model.rstrip("/").rsplit("/", 1)[-1]
         condition = s.string("condition", "") or f"{method.upper()}:{variant}"
         if not _CONDITION.match(condition):

@@ -120,6 +120,13 @@ def test_seeds_must_be_distinct_integers():
         _load(_minimal(students=students))
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_numpy_and_torch_cannot_take_is_refused(seed):
+    students = [{"model": "tiny-t5", "method": "mt", "data_variant": "original", "seeds": [seed]}]
+    with pytest.raises(ConfigError, match=r"students\[1\]\.seeds must be integers from 0"):
+        _load(_minimal(students=students))
+
+
 def test_a_file_that_is_not_toml_is_a_config_error(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[run\nname = 1")
