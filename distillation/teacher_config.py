@@ -169,6 +169,12 @@ def teacher_config_from_toml(table: Mapping[str, Any]) -> TeacherConfig:
         )
     if config.top_p > 1.0:
         raise ConfigError(f"teacher.top_p must be at most 1, not {config.top_p}")
+    if config.backend == "hf" and config.do_sample and config.temperature == 0.0:
+        # transformers refuses it only when generating, after the model has loaded.
+        raise ConfigError(
+            "teacher.temperature must be above 0 when do_sample = true "
+            "(for greedy decoding set do_sample = false)"
+        )
     if config.contrastive_alpha >= 1.0:
         raise ConfigError(
             f"teacher.contrastive_alpha must be below 1, not {config.contrastive_alpha}"

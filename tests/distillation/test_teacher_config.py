@@ -81,6 +81,10 @@ def test_it_accepts_the_table_itself() -> None:
         ({"backend": "hf"}, r"teacher.model is required"),
         ({"backend": "openai"}, r"teacher.model \(or \$OPENAI_MODEL\) is required"),
         ({"model": "m", "top_p": 1.5}, r"teacher.top_p must be at most 1"),
+        (
+            {"model": "m", "do_sample": True, "temperature": 0.0},
+            r"teacher.temperature must be above 0 when do_sample = true",
+        ),
     ],
 )
 def test_a_bad_teacher_table_names_the_key_and_accepted_values(
