@@ -16,7 +16,7 @@ import itertools
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -278,14 +278,18 @@ def _targets_tokenize(
 
 
 def features_fingerprint(
-    tokenizer: Any, settings: Mapping[str, Any], example_ids: list[str]
+    tokenizer: Any, settings: Mapping[str, Any], example_keys: list[str]
 ) -> str:
-    """A key that changes whenever the cached token ids would."""
+    """A key that changes whenever the cached token ids would.
+
+    ``example_keys`` must carry each example's content and teacher texts, not only its id:
+    the same ids with a corrected question or other teacher outputs tokenise differently.
+    """
     digest = hashlib.sha256()
     vocab = sorted(tokenizer.get_vocab().items())
     digest.update(json.dumps([tokenizer.__class__.__name__, vocab]).encode())
     digest.update(json.dumps(dict(settings), sort_keys=True, default=str).encode())
-    digest.update("\n".join(example_ids).encode())
+    digest.update("\n".join(example_keys).encode())
     return digest.hexdigest()[:16]
 
 
@@ -363,7 +367,14 @@ def features_cached(
     **settings: Any,
 ) -> FeatureSet:
     """``features_build`` with the result kept in ``cache_dir`` under a content fingerprint."""
-    key = features_fingerprint(tokenizer, settings, [example.id for example in examples])
+    keys = [
+        json.dumps(
+            [asdict(example), asdict(record) if (record := teacher.get(example.id)) else None],
+            sort_keys=True,
+        )
+        for example in examples
+    ]
+    key = features_fingerprint(tokenizer, settings, keys)
     name = f"{settings['method'].replace('+', '_')}-{settings['data_variant']}-{key}.npz"
     path = cache_dir / name
     if path.is_file():

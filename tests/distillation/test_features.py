@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -237,6 +238,22 @@ def test_features_are_tokenised_once_and_then_read_from_the_cache(
         r.tolist()
         for r in first.views["predict"].input_ids  # type: ignore[union-attr]
     ]
+
+
+def test_other_teacher_texts_for_the_same_questions_are_tokenised_anew(
+    tmp_path, examples, teacher, tokenizer
+):
+    settings = {"method": "mt", "data_variant": "original", "seed": 0}
+    first = features_cached(tmp_path, examples, teacher, tokenizer=tokenizer, **settings)
+    changed = dict(teacher)
+    example_id = examples[0].id
+    changed[example_id] = replace(teacher[example_id], original="A different explanation.")
+    second = features_cached(tmp_path, examples, changed, tokenizer=tokenizer, **settings)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    assert (
+        second.views["explain"].targets[0].tolist()  # type: ignore[union-attr]
+        != first.views["explain"].targets[0].tolist()  # type: ignore[union-attr]
+    )
 
 
 def test_length_grouped_batches_cover_each_example_once_and_replay_by_seed():
