@@ -15,6 +15,21 @@ from distillation.types import Example, TeacherExplanations
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The keys of one line of the explanations file, as DESIGN.md writes them.
+EXPLANATION_KEYS = {
+    "condition",
+    "question_id",
+    "question",
+    "choices",
+    "answer",
+    "predicted_answer",
+    "explanation",
+    "student",
+    "method",
+    "data_variant",
+    "run",
+}
+
 TOPICS = [
     (
         "Where do you keep ice cream so it stays frozen?",

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.distillation.students_support import EXPLANATION_KEYS
+
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = ROOT / "distillation" / "demo_data" / "questions.jsonl"
 TEACHER_OUTPUTS = ROOT / "distillation" / "demo_data" / "teacher_outputs.jsonl"
@@ -38,19 +40,7 @@ TEACHER_FIELDS = {
     "revision",
     "counterfactuals",
 }
-FIXTURE_FIELDS = {
-    "condition",
-    "question_id",
-    "question",
-    "choices",
-    "answer",
-    "predicted_answer",
-    "explanation",
-    "student",
-    "method",
-    "data_variant",
-    "run",
-}
+FIXTURE_FIELDS = EXPLANATION_KEYS
 # condition -> (method, data_variant), as DESIGN.md names them
 CONDITIONS = {
     "MT:original": ("mt", "original"),

@@ -6,26 +6,13 @@ from distillation.explain import choice_match, explanations_generate, jsonl_read
 from distillation.features import ANSWER_PHRASE, view_input
 from studyapp.importing import explanations_read
 from tests.distillation.students_support import (
+    EXPLANATION_KEYS,
     ScriptedModel,
     decoded_input,
     examples_make,
     teacher_make,
     tokenizer_make,
 )
-
-DESIGN_KEYS = {
-    "condition",
-    "question_id",
-    "question",
-    "choices",
-    "answer",
-    "predicted_answer",
-    "explanation",
-    "student",
-    "method",
-    "data_variant",
-    "run",
-}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +46,7 @@ def test_mt_records_take_the_answer_from_predict_and_the_text_from_explain(
     )
     assert batch.empty == 0
     record = batch.records[0]
-    assert set(record) == DESIGN_KEYS
+    assert set(record) == EXPLANATION_KEYS
     assert record["predicted_answer"] == examples[0].answer
     assert record["explanation"] == f"the {examples[0].answer} fits"
     assert record["choices"] == list(examples[0].choices)
