@@ -27,6 +27,11 @@ def log_in(browser: Any, base: str) -> None:
     browser.find_element(By.NAME, "username").send_keys("researcher")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # The click returns before the login POST has finished; the next page load would race it.
+    WebDriverWait(browser, 15).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#user-tools, .errornote")
+    )
+    assert not browser.find_elements(By.CSS_SELECTOR, ".errornote"), "login was refused"
 
 
 def test_a_researcher_uploads_a_file_opens_the_study_and_reads_the_dashboard(
