@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -383,6 +384,16 @@ def step_mark_shown(*, step: selectors.Step, now: datetime | None = None) -> Non
         target.refresh_from_db(fields=["shown_at"])
 
 
+@dataclass(frozen=True)
+class StepRecord:
+    """What one submission did, and where the participant stands afterwards."""
+
+    outcome: RecordOutcome
+    # The first step still unanswered after this submission (None: all answered, or the
+    # participant can no longer answer).
+    following: selectors.Step | None
+
+
 def rating_record(
     *,
     participant: Participant,
@@ -390,47 +401,77 @@ def rating_record(
     values: Mapping[str, int],
     now: datetime | None = None,
 ) -> RecordOutcome:
+    """Store one rating a dimension for the participant's current step; see ``step_record``."""
+    return step_record(
+        participant=participant, step_token=step_token, values=values, now=now
+    ).outcome
+
+
+def step_record(
+    *,
+    participant: Participant,
+    step_token: str,
+    values: Mapping[str, int],
+    now: datetime | None = None,
+    show_following: bool = False,
+) -> StepRecord:
     """Store one rating a dimension for the participant's current step.
 
     ``step_token`` names the step the form was shown for (``Step.token``). Writing is
     guarded twice: the participant row is locked, and the assignment is claimed with a
     conditional update, so a double submit or a replayed form is written exactly once.
-    Attention-check steps are recorded as pass/fail, never as ratings. ``participant`` is
-    refreshed from the database before returning, so callers see a completion at once.
+    Attention-check steps are recorded as pass/fail, never as ratings.
+
+    The steps are read once, under the lock, and the step that follows is worked out from
+    them: with ``show_following`` its clock starts in the same transaction, for a caller
+    that shows it in the same response. ``participant`` gets the stored status, completion
+    time and attention failures, so callers see a completion at once.
     """
     _values_check(values)
     now = now or timezone.now()
+    following: selectors.Step | None = None
     with transaction.atomic():
         locked = _participant_lock(participant, now=now)
         # An inactive participant leaves the block normally so a time-out just detected is saved.
-        active = locked.status == Participant.Status.ACTIVE
-        outcome = _step_answer(locked, step_token, values, now=now) if active else None
-    participant.refresh_from_db()
+        outcome = None
+        if locked.status == Participant.Status.ACTIVE:
+            outcome, following = _step_answer(locked, step_token, values, now=now)
+            if following is not None and show_following:
+                step_mark_shown(step=following, now=now)
+    for name in ("status", "completed_at", "attention_failures"):
+        setattr(participant, name, getattr(locked, name))
     if outcome is None:
         raise ParticipantInactiveError(participant.get_status_display())
-    return outcome
+    if participant.status != Participant.Status.ACTIVE:
+        following = None
+    return StepRecord(outcome=outcome, following=following)
 
 
 def _step_answer(
     participant: Participant, step_token: str, values: Mapping[str, int], *, now: datetime
-) -> RecordOutcome:
+) -> tuple[RecordOutcome, selectors.Step | None]:
     steps = selectors.participant_steps(participant)
-    step = next((s for s in steps if s.answered_at is None), None)
+    unanswered = [s for s in steps if s.answered_at is None]
+    step = unanswered[0] if unanswered else None
     if step is None or step.token != step_token:
         answered = any(s.token == step_token and s.answered_at is not None for s in steps)
-        return RecordOutcome.ALREADY_RECORDED if answered else RecordOutcome.NOT_CURRENT
+        outcome = RecordOutcome.ALREADY_RECORDED if answered else RecordOutcome.NOT_CURRENT
+        return outcome, step
     if step.check is not None:
         outcome = _check_answer(participant, step.check, values, now=now)
     else:
         assert step.assignment is not None, "a step shows either an item or a check"
         outcome = _assignment_answer(step.assignment, values, now=now)
+    if outcome is not RecordOutcome.RECORDED:
+        # Another request answered it first; the list read before no longer says where
+        # the participant is, so name no following step.
+        return outcome, None
     # The steps were read under the participant lock, so whether this was the last
     # unanswered one is known without reading them again (this runs for every rating).
-    if outcome is RecordOutcome.RECORDED and all(
-        s.answered_at is not None for s in steps if s is not step
-    ):
+    if len(unanswered) == 1:
         _participant_complete(participant, now=now)
-    return outcome
+        return outcome, None
+    return outcome, unanswered[1]
 
 
 def _values_check(values: Mapping[str, int]) -> None:
@@ -442,7 +483,8 @@ def _values_check(values: Mapping[str, int]) -> None:
 
 
 def _participant_lock(participant: Participant, *, now: datetime) -> Participant:
-    locked = Participant.objects.select_for_update().select_related("study").get(pk=participant.pk)
+    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    locked.study = participant.study  # the caller loaded it; its time limit is all that is read
     if locked.is_expired(now):
         locked.status = Participant.Status.TIMED_OUT
         locked.save(update_fields=["status"])
@@ -481,6 +523,7 @@ def _check_answer(
         Participant.objects.filter(pk=participant.pk).update(
             attention_failures=F("attention_failures") + 1
         )
+        participant.attention_failures += 1  # the row is locked: this is the stored value
     return RecordOutcome.RECORDED
 
 
@@ -488,6 +531,8 @@ def _participant_complete(participant: Participant, *, now: datetime) -> None:
     Participant.objects.filter(pk=participant.pk, status=Participant.Status.ACTIVE).update(
         status=Participant.Status.COMPLETED, completed_at=now
     )
+    participant.status = Participant.Status.COMPLETED
+    participant.completed_at = now
 
 
 # Researcher actions (admin and API): status changes and exclusions.

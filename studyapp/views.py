@@ -7,13 +7,17 @@ without JavaScript; when htmx posts an item the view answers with the next item'
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -37,42 +41,84 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-SESSION_KEY = "studyapp"
+# The participant a browser is bound to, per study, lives in a signed cookie rather than
+# in a database session: every participant page would otherwise read (and often write) a
+# session row before doing its own work. The signature makes it as tamper-proof as a
+# session key; a forged or altered cookie reads as no binding at all.
+PARTICIPANT_COOKIE = "studyapp"
+PARTICIPANT_COOKIE_SALT = "studyapp.participant-binding"
+PARTICIPANT_COOKIE_STUDIES = 8  # studies remembered per browser, the most recent kept
 STALE_MESSAGE = (
     "That page had already been answered (or was opened in another tab), so nothing was "
     "changed. Here is where you are now."
 )
 
 
+def _bindings(request: HtmxHttpRequest) -> dict[str, dict[str, Any]]:
+    """Every study this browser is bound to, read from the cookie once per request."""
+    bindings: dict[str, dict[str, Any]] | None = getattr(request, "_studyapp_bindings", None)
+    if bindings is None:
+        raw = request.get_signed_cookie(
+            PARTICIPANT_COOKIE,
+            default=None,
+            salt=PARTICIPANT_COOKIE_SALT,
+            max_age=settings.SESSION_COOKIE_AGE,
+        )
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            value = {}
+        bindings = {
+            slug: binding
+            for slug, binding in (value.items() if isinstance(value, dict) else ())
+            if isinstance(slug, str) and isinstance(binding, dict)
+        }
+        request._studyapp_bindings = bindings  # type: ignore[attr-defined]
+    return bindings
+
+
 def _binding(request: HtmxHttpRequest, study: Study) -> dict[str, Any] | None:
-    """What this browser session knows about its participant in ``study``."""
-    bindings = request.session.get(SESSION_KEY, {})
-    binding = bindings.get(study.slug)
-    return binding if isinstance(binding, dict) else None
+    """What this browser knows about its participant in ``study``."""
+    return _bindings(request).get(study.slug)
 
 
 def _bind(request: HtmxHttpRequest, study: Study, **values: Any) -> None:
-    bindings = dict(request.session.get(SESSION_KEY, {}))
-    previous = bindings.get(study.slug) or {}
+    bindings = _bindings(request)
+    previous = bindings.pop(study.slug, None) or {}
     if previous.get("pid") != values.get("pid", previous.get("pid")):
-        # A different Prolific ID in this browser: start a fresh session so nothing of the
-        # previous participant (their items, their place) is reachable any more.
-        request.session.cycle_key()
+        # A different Prolific ID in this browser: nothing of the previous participant
+        # (their items, their place) stays reachable.
         previous = {}
-    bindings[study.slug] = {**previous, **values}
-    request.session[SESSION_KEY] = bindings
+    bindings[study.slug] = {**previous, **values}  # last, as the most recent
+    while len(bindings) > PARTICIPANT_COOKIE_STUDIES:
+        bindings.pop(next(iter(bindings)))
+    request._studyapp_bindings_changed = True  # type: ignore[attr-defined]
 
 
-def _bound_participant(request: HtmxHttpRequest, study: Study) -> Participant | None:
-    binding = _binding(request, study)
-    if binding is None or binding.get("participant") is None:
+def _bindings_store(request: HtmxHttpRequest, response: HttpResponse) -> HttpResponse:
+    if getattr(request, "_studyapp_bindings_changed", False):
+        response.set_signed_cookie(
+            PARTICIPANT_COOKIE,
+            json.dumps(_bindings(request), separators=(",", ":")),
+            salt=PARTICIPANT_COOKIE_SALT,
+            max_age=settings.SESSION_COOKIE_AGE,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite=settings.SESSION_COOKIE_SAMESITE,
+        )
+    return response
+
+
+def _bound_participant(request: HtmxHttpRequest, slug: str) -> Participant | None:
+    """This browser's participant in the study ``slug``, with the study, in one query."""
+    binding = _bindings(request).get(slug)
+    if binding is None or not isinstance(binding.get("participant"), int):
         return None
-    participant = Participant.objects.filter(
-        pk=binding["participant"], study=study, prolific_pid=binding.get("pid")
-    ).first()
-    if participant is not None:
-        participant.study = study  # already loaded; spares a query on every page
-    return participant
+    return (
+        Participant.objects.select_related("study")
+        .filter(pk=binding["participant"], study__slug=slug, prolific_pid=binding.get("pid"))
+        .first()
+    )
 
 
 def _page(
@@ -116,7 +162,7 @@ def study_page(
         study = selectors.study_get(slug=slug)
         if study is None:
             return _unavailable(request, None, "missing")
-        return view(request, study)
+        return _bindings_store(request, view(request, study))
 
     return never_cache(wrapper)
 
@@ -126,25 +172,29 @@ def participant_page(
 ) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
     """Resolve the study in the URL and this browser's participant in it, or explain why not.
 
-    Pages behind it only ever show the participant bound to the session, so no URL or form
+    Pages behind it only ever show the participant bound to this browser, so no URL or form
     field can reach another participant's items.
     """
 
-    @study_page
     @wraps(view)
-    def wrapper(request: HtmxHttpRequest, study: Study) -> HttpResponse:
-        participant = _bound_participant(request, study)
-        if participant is None:
-            response = _session_missing(request, study)
+    def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+        # The participant and their study come in one query; only a browser without a
+        # participant here needs the study looked up on its own.
+        participant = _bound_participant(request, slug)
+        if participant is not None:
+            response = view(request, participant.study, participant)
         else:
-            response = view(request, study, participant)
+            study = selectors.study_get(slug=slug)
+            if study is None:
+                return _unavailable(request, None, "missing")
+            response = _session_missing(request, study)
         if request.htmx and response.status_code >= 400:
             # htmx leaves the page as it is on an error status; reload it so the
             # participant sees the explanation instead of a button that does nothing.
             return HttpResponseClientRefresh()
         return response
 
-    return wrapper
+    return never_cache(wrapper)
 
 
 @require_GET
@@ -153,7 +203,7 @@ def entry(request: HtmxHttpRequest, study: Study) -> HttpResponse:
     if not request.GET:
         # A bare study address in a browser that already took part (a bookmark, a
         # reopened tab) continues; anyone else needs the full Prolific link.
-        bound = _bound_participant(request, study)
+        bound = _bound_participant(request, study.slug)
         if bound is not None:
             return _continue(request, study, bound)
     form = EntryForm(request.GET)
@@ -186,7 +236,7 @@ def consent(request: HtmxHttpRequest, study: Study) -> HttpResponse:
     binding = _binding(request, study)
     if binding is None:
         return _session_missing(request, study)
-    participant = _bound_participant(request, study)
+    participant = _bound_participant(request, study.slug)
     if participant is not None:
         return _continue(request, study, participant)
     if study.status != Study.Status.LIVE:
@@ -259,25 +309,43 @@ def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant)
             request, study, current, RatingForm(initial={"step": current.token}), stale=True
         )
     try:
-        outcome = services.rating_record(
-            participant=participant, step_token=form.cleaned_data["step"], values=form.values()
+        record = services.step_record(
+            participant=participant,
+            step_token=form.cleaned_data["step"],
+            values=form.values(),
+            show_following=bool(request.htmx),
         )
     except services.ParticipantInactiveError:
         return _after_step(request, study, participant)
     if participant.status != Participant.Status.ACTIVE:
         return _after_step(request, study, participant)
-    stale = outcome is not services.RecordOutcome.RECORDED
+    stale = record.outcome is not services.RecordOutcome.RECORDED
     if not request.htmx:
         # Post/redirect/get: a reload after submitting re-shows the page, never re-posts.
         if stale:
             messages.info(request, STALE_MESSAGE)
         return redirect("studyapp:step", slug=study.slug)
-    following = selectors.participant_current_step(participant)
+    following = record.following or selectors.participant_current_step(participant)
     if following is None:
         return _after_step(request, study, participant)
     return _step_render(
         request, study, following, RatingForm(initial={"step": following.token}), stale=stale
     )
+
+
+def _likert_blank_render() -> str:
+    return render_to_string(
+        "studyapp/_likert_rows.html", {"form": RatingForm(), "likert_labels": LIKERT_LABELS}
+    )
+
+
+_likert_blank_cached = functools.cache(_likert_blank_render)
+
+
+def _likert_blank() -> str:
+    """The five rating rows with nothing chosen: the same on every item page, so drawn once
+    per process (except in development, where templates are edited while the server runs)."""
+    return _likert_blank_render() if settings.DEBUG else _likert_blank_cached()
 
 
 def _step_render(
@@ -305,6 +373,8 @@ def _step_render(
         instructed=instructed,
         stale_message=STALE_MESSAGE if stale else None,
         likert_labels=LIKERT_LABELS,
+        # A refused form is drawn with its choices and messages; a fresh one is always alike.
+        likert_blank=None if form.is_bound else _likert_blank(),
     )
 
 

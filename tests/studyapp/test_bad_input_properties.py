@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
@@ -28,6 +27,7 @@ from hypothesis.extra.django import TestCase
 
 from studyapp.forms import RatingForm
 from studyapp.models import Dimension, Participant
+from studyapp.views import PARTICIPANT_COOKIE
 from tests.studyapp.participant_pool import (
     entry_url,
     page_instructed_value,
@@ -127,7 +127,7 @@ class BadInputTests(TestCase):
         sender.post(f"/s/{SLUG}/consent/", {"decision": "agree"})
         visitor = Client()
         visitor.get(entry_url(study, "visitor"))
-        cookie = settings.SESSION_COOKIE_NAME
+        cookie = PARTICIPANT_COOKIE
         cls.sessions = {
             "stranger": None,
             "sender": sender.cookies[cookie].value,
@@ -146,7 +146,7 @@ class BadInputTests(TestCase):
         client = Client()
         session = self.sessions[identity]
         if session is not None:
-            client.cookies[settings.SESSION_COOKIE_NAME] = session
+            client.cookies[PARTICIPANT_COOKIE] = session
         return client
 
     def _values(self) -> st.SearchStrategy[str]:

@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from studyapp import selectors
-from studyapp.models import Dimension, Participant, Rating
+from studyapp.models import Dimension, Participant, Rating, Study
 from studyapp.services import RecordOutcome, participant_start, rating_record
 from tests.studyapp.participant_pool import (
     entry_url,
@@ -46,8 +46,8 @@ def test_recording_a_rating_reads_the_participants_steps_once() -> None:
     assert outcome is RecordOutcome.RECORDED
     assert _selects_from(queries, "studyapp_assignment") == 1
     assert _selects_from(queries, "studyapp_attentioncheckresponse") == 1
-    # Savepoint, lock, steps (2), claim, ratings, release, refresh.
-    assert len(queries) == 8
+    # Savepoint, lock, steps (2), claim, ratings, release.
+    assert len(queries) == 7
 
 
 def test_recording_the_last_step_completes_the_participant_without_rereading() -> None:
@@ -66,20 +66,48 @@ def test_recording_the_last_step_completes_the_participant_without_rereading() -
     assert Rating.objects.filter(assignment__participant=participant).count() == 12 * 5
 
 
-def test_an_item_post_without_javascript_makes_a_fixed_number_of_queries() -> None:
+def _on_first_step() -> tuple[Study, Client, str, int]:
+    """A consented participant's browser on its first step, with the answer it will send."""
     study = study_make()
     browser = Client()
     browser.get(entry_url(study, "p1"))
     browser.post(f"/s/{study.slug}/consent/", {"decision": "agree"})
     page = browser.get(step_url(study)).content.decode()
     token = page_step_token(page)
-    value = page_instructed_value(page) if token.startswith("check-") else 4
+    return study, browser, token, page_instructed_value(page) if token.startswith("check-") else 4
+
+
+def test_an_item_post_without_javascript_makes_a_fixed_number_of_queries() -> None:
+    study, browser, token, value = _on_first_step()
 
     with CaptureQueriesContext(connection) as queries:
         response = browser.post(step_url(study), rating_post(token, value))
 
     assert response.status_code == 302
-    # Study, session, participant, then the eight of rating_record; the page it redirects
-    # to reads the steps itself.
+    # Participant with its study, then the seven of rating_record; no session row is read
+    # (the binding is a signed cookie). The page it redirects to reads the steps itself.
     assert _selects_from(queries, "studyapp_assignment") == 1
-    assert len(queries) == 11
+    assert not any("django_session" in q["sql"] for q in queries)
+    assert len(queries) == 8
+
+
+def test_an_htmx_item_post_answers_with_the_next_item_from_the_same_read() -> None:
+    study, browser, token, value = _on_first_step()
+
+    with CaptureQueriesContext(connection) as queries:
+        response = browser.post(step_url(study), rating_post(token, value), HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    following = selectors.participant_current_step(Participant.objects.get())
+    assert following is not None
+    assert following.token != token
+    assert page_step_token(response.content.decode()) == following.token
+    # The next item's clock started in the same transaction as the answer was stored.
+    assert following.answered_at is None
+    shown = following.check or following.assignment
+    assert shown is not None
+    assert shown.shown_at is not None
+    # Participant with its study, savepoint, lock, steps (2), claim, ratings, the next
+    # step's clock, release: the partial is drawn from the steps already read.
+    assert _selects_from(queries, "studyapp_assignment") == 1
+    assert len(queries) == 9

@@ -14,13 +14,16 @@ import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.exceptions import NoReverseMatch
 
 from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
+from studyapp.views import PARTICIPANT_COOKIE, PARTICIPANT_COOKIE_SALT
 from tests.config.test_settings import PROD_SECRET, _run
 from tests.studyapp.participant_pool import (
     entry_url,
@@ -185,15 +188,26 @@ def test_a_participant_sees_only_their_own_items(study: Study) -> None:
     assert first.get(step_url(study)).status_code == 200
 
 
-def test_a_session_pointed_at_another_participant_is_refused(study: Study) -> None:
-    _consented(study, "p1")
-    intruder = _consented(study, "p2")
-    victim = Participant.objects.get(prolific_pid="p1")
-    # Even with the victim's database id written into the session (as a tampered
-    # session store would), the Prolific ID bound alongside it must match.
-    session = intruder.session
-    session["studyapp"][study.slug]["participant"] = victim.pk
-    session.save()
+def _binding_cookie(client: Client, study: Study, **changes: object) -> dict[str, Any]:
+    """The bindings the browser's cookie holds (signature checked), with ``changes``."""
+    request = HttpRequest()
+    request.COOKIES[PARTICIPANT_COOKIE] = client.cookies[PARTICIPANT_COOKIE].value
+    bindings = json.loads(
+        request.get_signed_cookie(PARTICIPANT_COOKIE, salt=PARTICIPANT_COOKIE_SALT)
+    )
+    bindings[study.slug].update(changes)
+    return bindings
+
+
+def _signed(bindings: dict[str, Any]) -> str:
+    response = HttpResponse()
+    response.set_signed_cookie(
+        PARTICIPANT_COOKIE, json.dumps(bindings), salt=PARTICIPANT_COOKIE_SALT
+    )
+    return response.cookies[PARTICIPANT_COOKIE].value
+
+
+def _assert_refused_without_writing(intruder: Client, study: Study, victim: Participant) -> None:
     before = _rows()
 
     page = intruder.get(step_url(study))
@@ -202,6 +216,29 @@ def test_a_session_pointed_at_another_participant_is_refused(study: Study) -> No
     assert page.status_code == posted.status_code == 400
     assert _first_item_text(victim) not in page.content.decode()
     assert _rows() == before
+
+
+def test_a_binding_re_signed_to_another_participant_is_refused(study: Study) -> None:
+    _consented(study, "p1")
+    intruder = _consented(study, "p2")
+    victim = Participant.objects.get(prolific_pid="p1")
+    # Even with the victim's database id in a validly signed cookie (as a leaked secret
+    # key would allow), the Prolific ID bound alongside it must match.
+    bindings = _binding_cookie(intruder, study, participant=victim.pk)
+    intruder.cookies[PARTICIPANT_COOKIE] = _signed(bindings)
+    _assert_refused_without_writing(intruder, study, victim)
+
+
+def test_a_binding_edited_without_the_signature_is_refused(study: Study) -> None:
+    _consented(study, "p1")
+    intruder = _consented(study, "p2")
+    victim = Participant.objects.get(prolific_pid="p1")
+    # The victim's id and Prolific ID put in place of the intruder's, the timestamp and
+    # signature kept: the signature no longer matches, so the cookie binds nobody.
+    timestamp_and_signature = intruder.cookies[PARTICIPANT_COOKIE].value.split(":")[-2:]
+    forged = _binding_cookie(intruder, study, participant=victim.pk, pid="p1")
+    intruder.cookies[PARTICIPANT_COOKIE] = ":".join([json.dumps(forged), *timestamp_and_signature])
+    _assert_refused_without_writing(intruder, study, victim)
 
 
 def test_a_rating_naming_another_participants_assignment_is_stored_for_the_sender_only(

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
 from studyapp.services import participant_decline, participant_start
+from studyapp.views import PARTICIPANT_COOKIE
 from tests.studyapp.participant_pool import entry_url, participant_run, rating_post, study_make
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +63,7 @@ def test_an_incomplete_or_malformed_link_gets_a_clear_400_page(
     assert problem in body
     assert "open the study from" in body
     assert not Participant.objects.exists()
-    assert "studyapp" not in client.session
+    assert PARTICIPANT_COOKIE not in client.cookies
 
 
 def test_an_unknown_study_gets_a_404_page(client: Client) -> None:
@@ -244,4 +245,4 @@ def test_a_study_whose_explanations_are_all_rated_is_full_at_the_link(client: Cl
     response = client.get(entry_url(study, "late-comer"))
 
     assert "The study is full" in response.content.decode()
-    assert "studyapp" not in client.session
+    assert PARTICIPANT_COOKIE not in client.cookies
