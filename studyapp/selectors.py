@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 
+from studyapp import rows
 from studyapp.allocation import PoolItem
 from studyapp.models import Assignment, AttentionCheckResponse, Explanation, Participant, Study
 
@@ -113,13 +114,9 @@ class Step:
 
 def participant_steps(participant: Participant) -> list[Step]:
     """All steps in the order shown: each item, preceded by the checks placed before it."""
-    assignments = list(
-        participant.assignments.select_related("explanation", "explanation__question").order_by(
-            "position"
-        )
-    )
+    assignments = rows.participant_assignments(participant_id=participant.pk)
     checks: dict[int, list[AttentionCheckResponse]] = {}
-    for check in participant.attention_checks.order_by("before_position"):
+    for check in rows.participant_checks(participant_id=participant.pk):
         checks.setdefault(check.before_position, []).append(check)
     total = len(assignments)
     steps: list[Step] = []

@@ -15,7 +15,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from studyapp import selectors
+from studyapp import rows, selectors
 from studyapp.allocation import PoolItem, items_choose
 from studyapp.importing import ExplanationRecord
 from studyapp.models import (
@@ -29,7 +29,6 @@ from studyapp.models import (
     Participant,
     ParticipantExclusion,
     Question,
-    Rating,
     Study,
 )
 
@@ -377,7 +376,7 @@ def step_mark_shown(*, step: selectors.Step, now: datetime | None = None) -> Non
     target: Assignment | AttentionCheckResponse | None = step.check or step.assignment
     if target is None or target.shown_at is not None:
         return
-    if type(target).objects.filter(pk=target.pk, shown_at__isnull=True).update(shown_at=now):
+    if rows.step_shown(model=type(target), pk=target.pk, now=now):
         target.shown_at = now
     else:
         # Another request showed it first (two tabs); keep the time that was stored.
@@ -483,7 +482,7 @@ def _values_check(values: Mapping[str, int]) -> None:
 
 
 def _participant_lock(participant: Participant, *, now: datetime) -> Participant:
-    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    locked = rows.participant_locked(participant_id=participant.pk)
     locked.study = participant.study  # the caller loaded it; its time limit is all that is read
     if locked.is_expired(now):
         locked.status = Participant.Status.TIMED_OUT
@@ -494,15 +493,9 @@ def _participant_lock(participant: Participant, *, now: datetime) -> Participant
 def _assignment_answer(
     assignment: Assignment, values: Mapping[str, int], *, now: datetime
 ) -> RecordOutcome:
-    claimed = Assignment.objects.filter(pk=assignment.pk, answered_at__isnull=True).update(
-        answered_at=now, shown_at=Coalesce(F("shown_at"), Value(now))
-    )
-    if not claimed:
+    if not rows.assignment_claim(assignment_id=assignment.pk, now=now):
         return RecordOutcome.ALREADY_RECORDED
-    Rating.objects.bulk_create(
-        Rating(assignment=assignment, dimension=dimension, value=value)
-        for dimension, value in values.items()
-    )
+    rows.ratings_insert(assignment_id=assignment.pk, values=values)
     return RecordOutcome.RECORDED
 
 

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
-from studyapp import selectors, services
+from studyapp import rows, selectors, services
 from studyapp.forms import ConsentForm, EntryForm, RatingForm
 from studyapp.models import (
     DIMENSION_DEFINITIONS,
@@ -114,10 +114,11 @@ def _bound_participant(request: HtmxHttpRequest, slug: str) -> Participant | Non
     binding = _bindings(request).get(slug)
     if binding is None or not isinstance(binding.get("participant"), int):
         return None
-    return (
-        Participant.objects.select_related("study")
-        .filter(pk=binding["participant"], study__slug=slug, prolific_pid=binding.get("pid"))
-        .first()
+    pid = binding.get("pid")
+    if not isinstance(pid, str):
+        return None
+    return rows.participant_bound(
+        participant_id=binding["participant"], prolific_pid=pid, slug=slug
     )
 
 

@@ -1,0 +1,242 @@
+"""Hand-written reads for the requests every participant makes a dozen times a study.
+
+Building and compiling an ORM query costs more CPU than the database spends answering
+these small indexed reads, and an item submission makes several of them, so they are
+written out once here. Each read returns ordinary model instances, converted exactly as
+the ORM converts them (the backend's and the fields' own converters), so everything that
+uses them sees no difference. The SQL is built from the models' metadata, never by hand,
+and works on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from django.db import connection, models
+
+from studyapp.models import (
+    Assignment,
+    AttentionCheckResponse,
+    Explanation,
+    Participant,
+    Question,
+    Rating,
+    Study,
+)
+
+M = TypeVar("M", bound=models.Model)
+_Converter = Callable[[Any, Any, Any], Any]
+
+
+def _quote(name: str | None) -> str:
+    assert name is not None, "a concrete field always has a column"
+    return connection.ops.quote_name(name)
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    """The quoted column of ``model``'s field ``name``, unqualified (for UPDATE and INSERT)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field), f"{name} is not a column of {model}"
+    return _quote(field.column)
+
+
+class _Columns(Generic[M]):
+    """One model's concrete columns in a SELECT under ``alias``, and how to build it back."""
+
+    def __init__(self, model: type[M], alias: str) -> None:
+        self.model = model
+        self.alias = alias
+        self.fields = list(model._meta.concrete_fields)
+        self.attnames = [field.attname for field in self.fields]
+        self._converters: dict[str, list[tuple[int, list[_Converter], Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def sql(self) -> str:
+        return ", ".join(f"{self.alias}.{_quote(field.column)}" for field in self.fields)
+
+    def table(self) -> str:
+        return f"{_quote(self.model._meta.db_table)} {self.alias}"
+
+    def column(self, name: str) -> str:
+        return f"{self.alias}.{_column(self.model, name)}"
+
+    def _converters_for_connection(self) -> list[tuple[int, list[_Converter], Any]]:
+        vendor = connection.vendor
+        if vendor not in self._converters:
+            found = []
+            for index, field in enumerate(self.fields):
+                column = field.get_col(self.alias)
+                converters = connection.ops.get_db_converters(column) + column.get_db_converters(
+                    connection
+                )
+                if converters:
+                    found.append((index, converters, column))
+            self._converters[vendor] = found
+        return self._converters[vendor]
+
+    def build(self, values: Sequence[Any]) -> M:
+        row = list(values)
+        for index, converters, column in self._converters_for_connection():
+            value = row[index]
+            for converter in converters:
+                value = converter(value, column, connection)
+            row[index] = value
+        return self.model.from_db(connection.alias, self.attnames, row)
+
+
+_PARTICIPANT = _Columns(Participant, "p")
+_STUDY = _Columns(Study, "s")
+_ASSIGNMENT = _Columns(Assignment, "a")
+_EXPLANATION = _Columns(Explanation, "e")
+_QUESTION = _Columns(Question, "q")
+_CHECK = _Columns(AttentionCheckResponse, "c")
+
+_sql_cache: dict[tuple[str, str], str] = {}
+
+
+def _sql(name: str, build: Callable[[], str]) -> str:
+    key = (connection.vendor, name)
+    if key not in _sql_cache:
+        _sql_cache[key] = build()
+    return _sql_cache[key]
+
+
+def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def participant_bound(*, participant_id: int, prolific_pid: str, slug: str) -> Participant | None:
+    """The participant with this id and Prolific ID in the study ``slug``, with its study."""
+    sql = _sql(
+        "participant_bound",
+        lambda: (
+            f"SELECT {_PARTICIPANT.sql()}, {_STUDY.sql()} "
+            f"FROM {_PARTICIPANT.table()} "
+            f"INNER JOIN {_STUDY.table()} ON {_STUDY.column('id')} = {_PARTICIPANT.column('study')} "
+            f"WHERE {_PARTICIPANT.column('id')} = %s AND {_PARTICIPANT.column('prolific_pid')} = %s "
+            f"AND {_STUDY.column('slug')} = %s"
+        ),
+    )
+    rows = _fetch(sql, [participant_id, prolific_pid, slug])
+    if not rows:
+        return None
+    split = len(_PARTICIPANT)
+    participant = _PARTICIPANT.build(rows[0][:split])
+    participant.study = _STUDY.build(rows[0][split:])
+    return participant
+
+
+def participant_locked(*, participant_id: int) -> Participant:
+    """The participant row, locked until the transaction ends where the database can lock rows
+    (PostgreSQL); SQLite's write transactions already exclude each other."""
+    sql = _sql(
+        "participant_locked",
+        lambda: (
+            f"SELECT {_PARTICIPANT.sql()} FROM {_PARTICIPANT.table()} "
+            f"WHERE {_PARTICIPANT.column('id')} = %s"
+            + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+        ),
+    )
+    rows = _fetch(sql, [participant_id])
+    if not rows:
+        raise Participant.DoesNotExist(f"participant {participant_id} does not exist")
+    return _PARTICIPANT.build(rows[0])
+
+
+def participant_assignments(*, participant_id: int) -> list[Assignment]:
+    """The participant's items in order, each with its explanation and question."""
+    sql = _sql(
+        "participant_assignments",
+        lambda: (
+            f"SELECT {_ASSIGNMENT.sql()}, {_EXPLANATION.sql()}, {_QUESTION.sql()} "
+            f"FROM {_ASSIGNMENT.table()} "
+            f"INNER JOIN {_EXPLANATION.table()} "
+            f"ON {_EXPLANATION.column('id')} = {_ASSIGNMENT.column('explanation')} "
+            f"INNER JOIN {_QUESTION.table()} "
+            f"ON {_QUESTION.column('id')} = {_EXPLANATION.column('question')} "
+            f"WHERE {_ASSIGNMENT.column('participant')} = %s "
+            f"ORDER BY {_ASSIGNMENT.column('position')}"
+        ),
+    )
+    first, second = len(_ASSIGNMENT), len(_ASSIGNMENT) + len(_EXPLANATION)
+    assignments = []
+    for row in _fetch(sql, [participant_id]):
+        assignment = _ASSIGNMENT.build(row[:first])
+        explanation = _EXPLANATION.build(row[first:second])
+        explanation.question = _QUESTION.build(row[second:])
+        assignment.explanation = explanation
+        assignments.append(assignment)
+    return assignments
+
+
+def participant_checks(*, participant_id: int) -> list[AttentionCheckResponse]:
+    """The participant's attention checks in the order they are shown."""
+    sql = _sql(
+        "participant_checks",
+        lambda: (
+            f"SELECT {_CHECK.sql()} FROM {_CHECK.table()} "
+            f"WHERE {_CHECK.column('participant')} = %s "
+            f"ORDER BY {_CHECK.column('before_position')}, {_CHECK.column('id')}"
+        ),
+    )
+    return [_CHECK.build(row) for row in _fetch(sql, [participant_id])]
+
+
+def _execute(sql: str, params: Sequence[Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
+
+
+def assignment_claim(*, assignment_id: int, now: datetime) -> bool:
+    """Mark the item answered at ``now`` (and shown, if it never was) unless it already is.
+
+    True when this call claimed it: a second submission of the same item finds it taken.
+    """
+    sql = _sql(
+        "assignment_claim",
+        lambda: (
+            f"UPDATE {_quote(Assignment._meta.db_table)} "
+            f"SET {_column(Assignment, 'answered_at')} = %s, "
+            f"{_column(Assignment, 'shown_at')} = COALESCE({_column(Assignment, 'shown_at')}, %s) "
+            f"WHERE {_column(Assignment, 'id')} = %s "
+            f"AND {_column(Assignment, 'answered_at')} IS NULL"
+        ),
+    )
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    return _execute(sql, [stamp, stamp, assignment_id]) == 1
+
+
+def step_shown(*, model: type[Assignment | AttentionCheckResponse], pk: int, now: datetime) -> bool:
+    """Start the clock of an item or check unless it already runs; True when this call did."""
+    sql = _sql(
+        f"step_shown:{model._meta.db_table}",
+        lambda: (
+            f"UPDATE {_quote(model._meta.db_table)} SET {_column(model, 'shown_at')} = %s "
+            f"WHERE {_column(model, 'id')} = %s AND {_column(model, 'shown_at')} IS NULL"
+        ),
+    )
+    return _execute(sql, [connection.ops.adapt_datetimefield_value(now), pk]) == 1
+
+
+def ratings_insert(*, assignment_id: int, values: Mapping[str, int]) -> None:
+    """One rating row per dimension of the item, in one statement."""
+    sql = _sql(
+        f"ratings_insert:{len(values)}",
+        lambda: (
+            f"INSERT INTO {_quote(Rating._meta.db_table)} "
+            f"({_column(Rating, 'assignment')}, {_column(Rating, 'dimension')}, "
+            f"{_column(Rating, 'value')}) "
+            f"VALUES {', '.join(['(%s, %s, %s)'] * len(values))}"
+        ),
+    )
+    params: list[Any] = []
+    for dimension, value in values.items():
+        params += [assignment_id, dimension, value]
+    _execute(sql, params)

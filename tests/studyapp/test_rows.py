@@ -1,0 +1,130 @@
+"""The hand-written reads and writes give exactly what the ORM gives (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import models, transaction
+from django.utils import timezone
+
+from studyapp import rows
+from studyapp.models import (
+    Assignment,
+    AttentionCheckResponse,
+    Dimension,
+    Participant,
+    Rating,
+)
+from studyapp.services import participant_start
+from tests.studyapp.participant_pool import study_make
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(instance: models.Model) -> dict[str, Any]:
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+@pytest.fixture
+def participant() -> Participant:
+    participant = participant_start(study=study_make(), prolific_pid="p1")
+    # Values of every kind the reads convert: a time, a boolean, JSON (the choices).
+    first = participant.assignments.order_by("position").first()
+    assert first is not None
+    Assignment.objects.filter(pk=first.pk).update(shown_at=timezone.now() - timedelta(seconds=5))
+    AttentionCheckResponse.objects.filter(participant=participant).update(passed=False)
+    return participant
+
+
+def test_the_bound_participant_and_study_match_the_orm(participant: Participant) -> None:
+    found = rows.participant_bound(
+        participant_id=participant.pk, prolific_pid="p1", slug=participant.study.slug
+    )
+
+    assert found is not None
+    expected = Participant.objects.select_related("study").get(pk=participant.pk)
+    assert _fields(found) == _fields(expected)
+    assert _fields(found.study) == _fields(expected.study)
+    assert found.started_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "change", [{"prolific_pid": "p2"}, {"slug": "another"}, {"participant_id": 0}]
+)
+def test_a_binding_that_does_not_match_all_three_finds_nobody(
+    participant: Participant, change: dict[str, Any]
+) -> None:
+    binding = {
+        "participant_id": participant.pk,
+        "prolific_pid": "p1",
+        "slug": participant.study.slug,
+        **change,
+    }
+
+    assert rows.participant_bound(**binding) is None
+
+
+def test_the_steps_read_match_the_orm_with_their_explanations_and_questions(
+    participant: Participant,
+) -> None:
+    assignments = rows.participant_assignments(participant_id=participant.pk)
+    checks = rows.participant_checks(participant_id=participant.pk)
+
+    expected = list(
+        participant.assignments.select_related("explanation__question").order_by("position")
+    )
+    assert [_fields(a) for a in assignments] == [_fields(a) for a in expected]
+    assert [_fields(a.explanation) for a in assignments] == [
+        _fields(a.explanation) for a in expected
+    ]
+    questions = [_fields(a.explanation.question) for a in assignments]
+    assert questions == [_fields(a.explanation.question) for a in expected]
+    assert isinstance(assignments[0].explanation.question.choices, list)
+    assert assignments[0].shown_at is not None
+    assert assignments[0].shown_at.tzinfo is not None
+    assert [_fields(c) for c in checks] == [
+        _fields(c) for c in participant.attention_checks.order_by("before_position")
+    ]
+    assert all(c.passed is False for c in checks)
+
+
+def test_the_locked_read_matches_the_orm_and_refuses_a_missing_row(
+    participant: Participant,
+) -> None:
+    with transaction.atomic():
+        locked = rows.participant_locked(participant_id=participant.pk)
+    assert _fields(locked) == _fields(Participant.objects.get(pk=participant.pk))
+    with pytest.raises(Participant.DoesNotExist):
+        rows.participant_locked(participant_id=0)
+
+
+def test_an_item_is_claimed_once_and_its_ratings_written_in_one_statement(
+    participant: Participant,
+) -> None:
+    assignment = participant.assignments.order_by("position")[1]
+    now = timezone.now()
+
+    assert rows.assignment_claim(assignment_id=assignment.pk, now=now)
+    assert not rows.assignment_claim(assignment_id=assignment.pk, now=now + timedelta(seconds=1))
+    values = {d: n for n, d in enumerate(Dimension.values, start=1)}
+    rows.ratings_insert(assignment_id=assignment.pk, values=values)
+
+    assignment.refresh_from_db()
+    assert assignment.answered_at == now
+    assert assignment.shown_at == now  # never shown before: shown when answered
+    stored = dict(Rating.objects.filter(assignment=assignment).values_list("dimension", "value"))
+    assert stored == values
+
+
+def test_a_step_clock_starts_once(participant: Participant) -> None:
+    check = participant.attention_checks.first()
+    assert check is not None
+    first, later = timezone.now(), timezone.now() + timedelta(minutes=1)
+
+    assert rows.step_shown(model=AttentionCheckResponse, pk=check.pk, now=first)
+    assert not rows.step_shown(model=AttentionCheckResponse, pk=check.pk, now=later)
+
+    check.refresh_from_db()
+    assert check.shown_at == first
