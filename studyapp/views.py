@@ -290,7 +290,7 @@ def step(request: HtmxHttpRequest, study: Study, participant: Participant) -> Ht
     current = selectors.participant_current_step(participant)
     if current is None:
         return _after_step(request, study, participant)
-    return _step_render(request, study, current, RatingForm(initial={"step": current.token}))
+    return _step_render(request, study, current)
 
 
 def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
@@ -306,9 +306,7 @@ def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant)
             return _step_render(request, study, current, form, status=200 if request.htmx else 400)
         # Incomplete answers to a page that is no longer current (an old tab): show the
         # current one rather than errors about a page the participant has left.
-        return _step_render(
-            request, study, current, RatingForm(initial={"step": current.token}), stale=True
-        )
+        return _step_render(request, study, current, stale=True)
     try:
         record = services.step_record(
             participant=participant,
@@ -329,9 +327,7 @@ def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant)
     following = record.following or selectors.participant_current_step(participant)
     if following is None:
         return _after_step(request, study, participant)
-    return _step_render(
-        request, study, following, RatingForm(initial={"step": following.token}), stale=stale
-    )
+    return _step_render(request, study, following, stale=stale)
 
 
 def _likert_blank_render() -> str:
@@ -353,11 +349,13 @@ def _step_render(
     request: HtmxHttpRequest,
     study: Study,
     current: selectors.Step,
-    form: RatingForm,
+    form: RatingForm | None = None,
     *,
     status: int = 200,
     stale: bool = False,
 ) -> HttpResponse:
+    """The page (or, for htmx, the partial) of ``current``; ``form`` is a refused submission
+    to show with its messages, None for a fresh page."""
     services.step_mark_shown(step=current)
     instructed = None
     if current.check is not None:
@@ -375,7 +373,7 @@ def _step_render(
         stale_message=STALE_MESSAGE if stale else None,
         likert_labels=LIKERT_LABELS,
         # A refused form is drawn with its choices and messages; a fresh one is always alike.
-        likert_blank=None if form.is_bound else _likert_blank(),
+        likert_blank=None if form is not None else _likert_blank(),
     )
 
 
