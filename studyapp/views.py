@@ -1,6 +1,6 @@
 """Participant pages: Prolific entry, consent, instructions, the items and completion.
 
-Each view is thin: it finds the study and the participant bound to this browser session,
+Each view is thin: it finds the study and the participant bound to this browser,
 validates the form and calls one service. Every page is a plain HTML form that works
 without JavaScript; when htmx posts an item the view answers with the next item's partial.
 """
@@ -8,13 +8,13 @@ without JavaScript; when htmx posts an item the view answers with the next item'
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -43,8 +43,8 @@ class HtmxHttpRequest(HttpRequest):
 
 # The participant a browser is bound to, per study, lives in a signed cookie rather than
 # in a database session: every participant page would otherwise read (and often write) a
-# session row before doing its own work. The signature makes it as tamper-proof as a
-# session key; a forged or altered cookie reads as no binding at all.
+# session row before doing its own work. The signature (HMAC with the secret key) makes it
+# as tamper-proof as a session key; a forged, altered or expired cookie binds nobody.
 PARTICIPANT_COOKIE = "studyapp"
 PARTICIPANT_COOKIE_SALT = "studyapp.participant-binding"
 PARTICIPANT_COOKIE_STUDIES = 8  # studies remembered per browser, the most recent kept
@@ -58,15 +58,13 @@ def _bindings(request: HtmxHttpRequest) -> dict[str, dict[str, Any]]:
     """Every study this browser is bound to, read from the cookie once per request."""
     bindings: dict[str, dict[str, Any]] | None = getattr(request, "_studyapp_bindings", None)
     if bindings is None:
-        raw = request.get_signed_cookie(
-            PARTICIPANT_COOKIE,
-            default=None,
-            salt=PARTICIPANT_COOKIE_SALT,
-            max_age=settings.SESSION_COOKIE_AGE,
-        )
         try:
-            value = json.loads(raw) if raw else {}
-        except ValueError:
+            value = signing.loads(
+                request.COOKIES.get(PARTICIPANT_COOKIE, ""),
+                salt=PARTICIPANT_COOKIE_SALT,
+                max_age=settings.SESSION_COOKIE_AGE,
+            )
+        except signing.BadSignature:  # also a missing, expired or garbled cookie
             value = {}
         bindings = {
             slug: binding
@@ -97,14 +95,13 @@ def _bind(request: HtmxHttpRequest, study: Study, **values: Any) -> None:
 
 def _bindings_store(request: HtmxHttpRequest, response: HttpResponse) -> HttpResponse:
     if getattr(request, "_studyapp_bindings_changed", False):
-        response.set_signed_cookie(
+        response.set_cookie(
             PARTICIPANT_COOKIE,
-            json.dumps(_bindings(request), separators=(",", ":")),
-            salt=PARTICIPANT_COOKIE_SALT,
+            signing.dumps(_bindings(request), salt=PARTICIPANT_COOKIE_SALT, compress=True),
             max_age=settings.SESSION_COOKIE_AGE,
             secure=settings.SESSION_COOKIE_SECURE,
             httponly=True,
-            samesite=settings.SESSION_COOKIE_SAMESITE,
+            samesite="Lax",  # sent when Prolific links here, never on cross-site POSTs
         )
     return response
 
