@@ -1103,7 +1103,7 @@ class Run:
         )
         # Taken before the database check, which runs in this process and is not load.
         used_after = self._cpu_used()
-        busy = _cpu_busy_share(cpu_before, _cpu_times())
+        shares = _cpu_shares(cpu_before, _cpu_times())
         result = {
             "participants": len(pids),
             "finished": finished,
@@ -1114,7 +1114,9 @@ class Run:
             "database": study_check(slug=slug, acks=recorder.acks, pids=pids),
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "cpu_busy_share": busy,
+            "cpu_busy_share": shares["busy"],
+            "cpu_iowait_share": shares["iowait"],
+            "cpu_steal_share": shares["steal"],
             "cpu_seconds": {
                 part: round(seconds - used_before.get(part, 0.0), 1)
                 for part, seconds in used_after.items()
@@ -1180,15 +1182,24 @@ def _group_cpu(leader: int) -> float:
     return total
 
 
-def _cpu_times() -> tuple[float, float]:
+def _cpu_times() -> list[float]:
+    """The machine's CPU time so far: user, nice, system, idle, iowait, irq, softirq, steal..."""
     with open("/proc/stat") as handle:
-        fields = [float(x) for x in handle.readline().split()[1:]]
-    return sum(fields), fields[3] + fields[4]
+        return [float(x) for x in handle.readline().split()[1:]]
 
 
-def _cpu_busy_share(before: tuple[float, float], after: tuple[float, float]) -> float:
-    total = after[0] - before[0]
-    return round(1 - (after[1] - before[1]) / total, 2) if total else 0.0
+def _cpu_shares(before: list[float], after: list[float]) -> dict[str, float]:
+    """Shares of the machine's CPU time between two readings: busy (neither idle nor
+    waiting on the disk), waiting on the disk (iowait) and taken by the host (steal)."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent)
+    if not total:
+        return {"busy": 0.0, "iowait": 0.0, "steal": 0.0}
+    return {
+        "busy": round(1 - (spent[3] + spent[4]) / total, 2),
+        "iowait": round(spent[4] / total, 2),
+        "steal": round(spent[7] / total, 2) if len(spent) > 7 else 0.0,
+    }
 
 
 def print_phase(name: str, result: dict[str, Any]) -> None:
@@ -1210,7 +1221,11 @@ def print_phase(name: str, result: dict[str, Any]) -> None:
     if "crash" in result:
         print(f"   crash: {result['crash']}")
     print(f"   load average before {result['loadavg_before']}, after {result['loadavg_after']}")
-    print(f"   CPU seconds {result['cpu_seconds']}, machine busy {result['cpu_busy_share']:.0%}")
+    print(
+        f"   CPU seconds {result['cpu_seconds']}, machine busy {result['cpu_busy_share']:.0%} "
+        f"(of it taken by the host {result['cpu_steal_share']:.0%}), "
+        f"waiting on the disk {result['cpu_iowait_share']:.0%}"
+    )
     sys.stdout.flush()
 
 
