@@ -73,6 +73,7 @@ INSTRUCTION = re.compile(r"please choose “([^”]+)”")
 # Hard limits that keep a mistyped argument from running for hours or opening
 # thousands of sockets.
 MAX_PARTICIPANTS = 2000
+FLOOR_REQUESTS = 3000  # /healthz requests of the baseline measured before saturation
 MAX_PHASE_SECONDS = 1800
 
 
@@ -176,20 +177,16 @@ class Gunicorn:
             "-m",
             "gunicorn",
             "config.wsgi:application",
+            # The project's production settings (gthread, keep-alive, connections per
+            # worker, backlog); only the address and the worker counts are set here.
+            "--config",
+            str(ROOT / "gunicorn.conf.py"),
             "--bind",
             f"127.0.0.1:{self.port}",
-            "--worker-class",
-            "gthread",
             "--workers",
             str(self.workers),
             "--threads",
             str(self.threads),
-            "--backlog",
-            "2048",
-            "--keep-alive",
-            "5",
-            "--timeout",
-            "60",
             # The shared control socket in ~/.gunicorn would collide with other servers.
             "--no-control-socket",
         ]
@@ -1052,6 +1049,51 @@ async def participants_run(
     return wall, sum(p.finished for p in people)
 
 
+async def floor_run(base_url: str, *, concurrency: int, requests: int) -> dict[str, Any]:
+    """The same server's rate on its cheapest page that reaches the database (``/healthz``:
+    one ``SELECT 1``, a JSON answer), with as many requests in flight as at saturation.
+
+    The saturation figures are read against it: it is what this machine gives a Django
+    request through the same gunicorn, middleware and database connection when the view
+    itself does next to nothing, so the ratio shows what the participant pages add.
+    """
+    client = ConnectionPool(
+        base_url, max_connections=concurrency, keepalive_expiry=2.0, timeout=30.0
+    )
+    latencies: list[float] = []
+    failures = 0
+    left = requests
+
+    async def loop() -> None:
+        nonlocal left, failures
+        while left > 0:
+            left -= 1
+            began = time.perf_counter()
+            try:
+                response = await client.request("GET", "/healthz", headers=dict(PROXY_HEADERS))
+            except HTTP_ERRORS:
+                failures += 1
+                continue
+            if response.status_code != 200:
+                failures += 1
+                continue
+            latencies.append(time.perf_counter() - began)
+
+    began = time.monotonic()
+    try:
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    finally:
+        client.close()
+    wall = time.monotonic() - began
+    return {
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / wall, 1) if wall else 0,
+        "p50_ms": round(_percentile(latencies, 50) * 1000, 1) if latencies else 0,
+        "p99_ms": round(_percentile(latencies, 99) * 1000, 1) if latencies else 0,
+        "errors": failures,
+    }
+
+
 # --------------------------------------------------------------------------- phases
 
 
@@ -1221,6 +1263,13 @@ def print_phase(name: str, result: dict[str, Any]) -> None:
     if "crash" in result:
         print(f"   crash: {result['crash']}")
     print(f"   load average before {result['loadavg_before']}, after {result['loadavg_after']}")
+    if "floor_healthz" in result:
+        floor = result["floor_healthz"]
+        print(
+            f"   baseline /healthz, same server and concurrency: {floor['requests_per_s']} "
+            f"requests/s (p50 {floor['p50_ms']} ms, errors {floor['errors']}); the flow's "
+            f"requests ran at {result['requests_vs_floor']:.2f}x that rate"
+        )
     print(
         f"   CPU seconds {result['cpu_seconds']}, machine busy {result['cpu_busy_share']:.0%} "
         f"(of it taken by the host {result['cpu_steal_share']:.0%}), "
@@ -1298,9 +1347,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "on the database)",
     )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    # Two threads a worker cover the waits on the database; more only add GIL switching
-    # (measured at saturation on two cores: 3 x 2 threads 143.7 ratings/s, 4 x 3 139.3,
-    # 3 x 4 127.3).
+    # As gunicorn.conf.py: two threads a worker cover the waits on the database.
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     parser.add_argument("--phase-seconds", type=float, default=600, help="deadline of each phase")
     parser.add_argument(
@@ -1394,6 +1441,13 @@ def main(argv: list[str] | None = None) -> int:
             f"log {log}"
         )
         for name, saturate in phases:
+            floor = None
+            if saturate:
+                floor = asyncio.run(
+                    floor_run(
+                        base_url, concurrency=args.saturation_concurrency, requests=FLOOR_REQUESTS
+                    )
+                )
             results[name] = run.phase(
                 name,
                 time_scale=0.0 if saturate else args.time_scale,
@@ -1401,6 +1455,13 @@ def main(argv: list[str] | None = None) -> int:
                 crash=name == "crash",
                 concurrency=args.saturation_concurrency if saturate else None,
             )
+            if floor is not None:
+                results[name]["floor_healthz"] = floor
+                results[name]["requests_vs_floor"] = (
+                    round(results[name]["requests_per_s"] / floor["requests_per_s"], 2)
+                    if floor["requests_per_s"]
+                    else 0
+                )
             print_phase(name, results[name])
     server_errors = log.read_text(errors="replace").count("Traceback") if log.exists() else 0
     missed = targets_check(results, args.p99_target_ms, args.ratings_target)
