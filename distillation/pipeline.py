@@ -546,24 +546,24 @@ class _Run:
                 self.teacher_stage()
             return True
         if stage == "train":
-            todo = [
+            pending = [
                 (s, seed) for s in students for seed in s.seeds if not _trained(layout, s, seed)
             ]
-            if todo and main and any(s.model == TINY_T5 for s, _ in todo):
+            if pending and main and any(s.model == TINY_T5 for s, _ in pending):
                 self.tokenizer()
             self.accelerator.wait_for_everyone()
-            for spec, seed in todo:  # every process trains: each takes its share of a batch
+            for spec, seed in pending:  # every process trains: each takes its share of a batch
                 self.train_one(spec, seed)
-            return bool(todo)
+            return bool(pending)
         if not main:
             return False
         if stage == "evaluate":
-            todo = [
+            pending = [
                 (s, seed) for s in students for seed in s.seeds if not _evaluated(layout, s, seed)
             ]
-            for spec, seed in todo:
+            for spec, seed in pending:
                 self.evaluate_one(spec, seed)
-            if todo or not layout.accuracy.is_file():
+            if pending or not layout.accuracy.is_file():
                 self.accuracy_tables()
                 return True
             return False

@@ -1,7 +1,7 @@
 """The project's prompt templates and the functions that fill them.
 
 Each step has a template file in this folder (``explain.txt``, ``critique.txt``, ``revise.txt``,
-``counterfactual.txt``) written as a few-shot prompt with ``$placeholders``
+``counterfactual.txt``) written as a few-shot prompt with ``$name`` fields
 (:class:`string.Template`), and ``critique_requests.json`` holds the critique/revision request
 pairs from which each question draws one, seeded. A run may point ``teacher.prompts_dir`` at a
 folder of its own files with the same names.
