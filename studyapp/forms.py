@@ -10,7 +10,7 @@ from studyapp.models import DIMENSION_STATEMENTS, LIKERT_LABELS, Dimension
 
 # Prolific IDs are 24 hexadecimal characters; other panels and test links use similar
 # tokens. Braces and percent signs are refused on purpose: they mark an unfilled Prolific
-# placeholder such as "{{%PROLIFIC_PID%}}" (a preview or a mis-pasted link).
+# variable such as "{{%PROLIFIC_PID%}}" (a preview or a mis-pasted link).
 PROLIFIC_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 PROLIFIC_ID_MESSAGE = "must be 1–64 letters, digits, '-' or '_'"
 

@@ -31,7 +31,7 @@ TEMPLATE_FILES = {
     "counterfactual": "counterfactual.txt",
 }
 REQUESTS_FILE = "critique_requests.json"
-# Placeholders each template must use: a template that forgets one silently drops an input.
+# The $fields each template must use: a template that forgets one silently drops an input.
 REQUIRED_FIELDS = {
     "explain": {"question", "choices", "answer"},
     "counterfactual": {"question", "choices", "answer"},
@@ -140,7 +140,9 @@ def _read(path: Path) -> str:
 def _template_checked(step: str, text: str, folder: Path) -> Template:
     template = Template(text)
     if not template.is_valid():
-        raise ConfigError(f"{folder / TEMPLATE_FILES[step]}: a '$' that is not a placeholder")
+        raise ConfigError(
+            f"{folder / TEMPLATE_FILES[step]}: a '$' that does not start a $field (write $$ for a dollar sign)"
+        )
     used = set(template.get_identifiers())
     missing = REQUIRED_FIELDS[step] - used
     unknown = used - REQUIRED_FIELDS[step]

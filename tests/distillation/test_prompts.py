@@ -78,7 +78,7 @@ def test_hashes_change_with_the_template_and_flow_downstream(prompts_copy: Path)
     assert prompts_load(prompts_copy).hashes == after
 
 
-def test_a_template_missing_a_placeholder_is_rejected(prompts_copy: Path) -> None:
+def test_a_template_missing_a_field_is_rejected(prompts_copy: Path) -> None:
     (prompts_copy / "critique.txt").write_text("Question: $question\nCritique:", encoding="utf-8")
 
     with pytest.raises(ConfigError, match=r"critique.txt: missing \$answer, \$choices"):

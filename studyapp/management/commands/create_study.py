@@ -13,7 +13,7 @@ from studyapp.importing import ExplanationsFileError, explanations_read
 from studyapp.models import Explanation, Study
 from studyapp.services import StudyConflictError, study_create_from_explanations
 
-# The placeholders Prolific fills in when it sends a participant to the study URL.
+# The variables Prolific fills in when it sends a participant to the study URL.
 PROLIFIC_QUERY = (
     "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 )
