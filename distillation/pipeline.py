@@ -546,24 +546,24 @@ class _Run:
                 self.teacher_stage()
             return True
         if stage == "train":
-            pending = [
+            runs_left = [
                 (s, seed) for s in students for seed in s.seeds if not _trained(layout, s, seed)
             ]
-            if pending and main and any(s.model == TINY_T5 for s, _ in pending):
+            if runs_left and main and any(s.model == TINY_T5 for s, _ in runs_left):
                 self.tokenizer()
             self.accelerator.wait_for_everyone()
-            for spec, seed in pending:  # every process trains: each takes its share of a batch
+            for spec, seed in runs_left:  # every process trains: each takes its share of a batch
                 self.train_one(spec, seed)
-            return bool(pending)
+            return bool(runs_left)
         if not main:
             return False
         if stage == "evaluate":
-            pending = [
+            runs_left = [
                 (s, seed) for s in students for seed in s.seeds if not _evaluated(layout, s, seed)
             ]
-            for spec, seed in pending:
+            for spec, seed in runs_left:
                 self.evaluate_one(spec, seed)
-            if pending or not layout.accuracy.is_file():
+            if runs_left or not layout.accuracy.is_file():
                 self.accuracy_tables()
                 return True
             return False
