@@ -111,19 +111,30 @@ def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall()
 
 
-def participant_bound(*, participant_id: int, prolific_pid: str, slug: str) -> Participant | None:
-    """The participant with this id and Prolific ID in the study ``slug``, with its study."""
-    sql = _sql(
-        "participant_bound",
-        lambda: (
+def participant_bound(
+    *, participant_id: int, prolific_pid: str, slug: str, lock: bool = False
+) -> Participant | None:
+    """The participant with this id and Prolific ID in the study ``slug``, with its study.
+
+    With ``lock`` (inside a transaction) the participant's row, and only that row, stays
+    locked until the transaction ends, where the database can lock rows (PostgreSQL).
+    """
+
+    def build() -> str:
+        sql = (
             f"SELECT {_PARTICIPANT.sql()}, {_STUDY.sql()} "
             f"FROM {_PARTICIPANT.table()} "
             f"INNER JOIN {_STUDY.table()} ON {_STUDY.column('id')} = {_PARTICIPANT.column('study')} "
             f"WHERE {_PARTICIPANT.column('id')} = %s AND {_PARTICIPANT.column('prolific_pid')} = %s "
             f"AND {_STUDY.column('slug')} = %s"
-        ),
-    )
-    rows = _fetch(sql, [participant_id, prolific_pid, slug])
+        )
+        if lock and connection.features.has_select_for_update:
+            # Never the study's row: every participant of the study would queue behind it.
+            of = (_PARTICIPANT.alias,) if connection.features.has_select_for_update_of else ()
+            sql += " " + connection.ops.for_update_sql(of=of)
+        return sql
+
+    rows = _fetch(_sql(f"participant_bound:{lock}", build), [participant_id, prolific_pid, slug])
     if not rows:
         return None
     split = len(_PARTICIPANT)

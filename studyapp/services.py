@@ -413,6 +413,7 @@ def step_record(
     values: Mapping[str, int],
     now: datetime | None = None,
     show_following: bool = False,
+    already_locked: bool = False,
 ) -> StepRecord:
     """Store one rating a dimension for the participant's current step.
 
@@ -425,12 +426,17 @@ def step_record(
     them: with ``show_following`` its clock starts in the same transaction, for a caller
     that shows it in the same response. ``participant`` gets the stored status, completion
     time and attention failures, so callers see a completion at once.
+
+    ``already_locked`` says the caller read ``participant`` with its row locked, in the
+    transaction it is in: the work joins that transaction instead of locking again.
     """
     _values_check(values)
     now = now or timezone.now()
     following: selectors.Step | None = None
-    with transaction.atomic():
-        locked = _participant_lock(participant, now=now)
+    if already_locked and not transaction.get_connection().in_atomic_block:
+        raise ValueError("already_locked: the participant's row is locked only in a transaction")
+    with transaction.atomic(savepoint=not already_locked):
+        locked = _participant_lock(participant, now=now, already=already_locked)
         # An inactive participant leaves the block normally so a time-out just detected is saved.
         outcome = None
         if locked.status == Participant.Status.ACTIVE:
@@ -481,9 +487,12 @@ def _values_check(values: Mapping[str, int]) -> None:
             raise ValueError(f"{dimension}: {value} is outside {LIKERT_MIN}–{LIKERT_MAX}")
 
 
-def _participant_lock(participant: Participant, *, now: datetime) -> Participant:
-    locked = rows.participant_locked(participant_id=participant.pk)
-    locked.study = participant.study  # the caller loaded it; its time limit is all that is read
+def _participant_lock(participant: Participant, *, now: datetime, already: bool) -> Participant:
+    if already:
+        locked = participant
+    else:
+        locked = rows.participant_locked(participant_id=participant.pk)
+        locked.study = participant.study  # the caller loaded it; its time limit is all that is read
     if locked.is_expired(now):
         locked.status = Participant.Status.TIMED_OUT
         locked.save(update_fields=["status"])

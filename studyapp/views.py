@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -106,8 +107,11 @@ def _bindings_store(request: HtmxHttpRequest, response: HttpResponse) -> HttpRes
     return response
 
 
-def _bound_participant(request: HtmxHttpRequest, slug: str) -> Participant | None:
-    """This browser's participant in the study ``slug``, with the study, in one query."""
+def _bound_participant(
+    request: HtmxHttpRequest, slug: str, *, lock: bool = False
+) -> Participant | None:
+    """This browser's participant in the study ``slug``, with the study, in one query
+    (with ``lock``, the participant's row locked until the transaction ends)."""
     binding = _bindings(request).get(slug)
     if binding is None or not isinstance(binding.get("participant"), int):
         return None
@@ -115,7 +119,7 @@ def _bound_participant(request: HtmxHttpRequest, slug: str) -> Participant | Non
     if not isinstance(pid, str):
         return None
     return rows.participant_bound(
-        participant_id=binding["participant"], prolific_pid=pid, slug=slug
+        participant_id=binding["participant"], prolific_pid=pid, slug=slug, lock=lock
     )
 
 
@@ -176,9 +180,18 @@ def participant_page(
 
     @wraps(view)
     def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+        if request.method == "POST":
+            # A submission writes under the participant's row lock; taking it in the read
+            # that finds the participant spares a second read of the same row.
+            with transaction.atomic():
+                return respond(request, slug, _bound_participant(request, slug, lock=True))
+        return respond(request, slug, _bound_participant(request, slug))
+
+    def respond(
+        request: HtmxHttpRequest, slug: str, participant: Participant | None
+    ) -> HttpResponse:
         # The participant and their study come in one query; only a browser without a
         # participant here needs the study looked up on its own.
-        participant = _bound_participant(request, slug)
         if participant is not None:
             response = view(request, participant.study, participant)
         else:
@@ -310,6 +323,7 @@ def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant)
             step_token=form.cleaned_data["step"],
             values=form.values(),
             show_following=bool(request.htmx),
+            already_locked=True,  # participant_page read it locked for this POST
         )
     except services.ParticipantInactiveError:
         return _after_step(request, study, participant)

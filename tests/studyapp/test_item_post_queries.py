@@ -84,11 +84,13 @@ def test_an_item_post_without_javascript_makes_a_fixed_number_of_queries() -> No
         response = browser.post(step_url(study), rating_post(token, value))
 
     assert response.status_code == 302
-    # Participant with its study, then the seven of rating_record; no session row is read
-    # (the binding is a signed cookie). The page it redirects to reads the steps itself.
+    # Savepoint, the participant with its study read locked, steps (2), claim, ratings,
+    # release: no session row is read (the binding is a signed cookie) and the locked row
+    # is not read twice. The page it redirects to reads the steps itself.
     assert _selects_from(queries, "studyapp_assignment") == 1
+    assert _selects_from(queries, "studyapp_participant") == 1
     assert not any("django_session" in q["sql"] for q in queries)
-    assert len(queries) == 8
+    assert len(queries) == 7
 
 
 def test_an_htmx_item_post_answers_with_the_next_item_from_the_same_read() -> None:
@@ -107,7 +109,7 @@ def test_an_htmx_item_post_answers_with_the_next_item_from_the_same_read() -> No
     shown = following.check or following.assignment
     assert shown is not None
     assert shown.shown_at is not None
-    # Participant with its study, savepoint, lock, steps (2), claim, ratings, the next
-    # step's clock, release: the partial is drawn from the steps already read.
+    # Savepoint, the participant read locked, steps (2), claim, ratings, the next step's
+    # clock, release: the partial is drawn from the steps already read.
     assert _selects_from(queries, "studyapp_assignment") == 1
-    assert len(queries) == 9
+    assert len(queries) == 8

@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import models, transaction
+from django.db import connection, models, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from studyapp import rows
@@ -128,3 +129,23 @@ def test_a_step_clock_starts_once(participant: Participant) -> None:
 
     check.refresh_from_db()
     assert check.shown_at == first
+
+
+def test_the_locking_read_locks_the_participant_row_and_never_the_study(
+    participant: Participant,
+) -> None:
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        found = rows.participant_bound(
+            participant_id=participant.pk,
+            prolific_pid="p1",
+            slug=participant.study.slug,
+            lock=True,
+        )
+
+    assert found is not None
+    assert found.pk == participant.pk
+    sql = next(q["sql"] for q in queries if q["sql"].startswith("SELECT"))
+    if connection.features.has_select_for_update_of:
+        assert sql.endswith("FOR UPDATE OF p")
+    else:  # SQLite: a write transaction already excludes other writers
+        assert "FOR UPDATE" not in sql

@@ -16,6 +16,7 @@ from studyapp.services import (
     participant_start,
     rating_record,
     step_mark_shown,
+    step_record,
 )
 from tests.studyapp.participant_pool import study_make
 
@@ -205,3 +206,21 @@ def test_the_database_refuses_a_second_rating_of_a_dimension(participant: Partic
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Rating.objects.create(assignment=step.assignment, dimension="plausibility", value=2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_claimed_outside_a_transaction_is_refused_before_anything_is_written() -> None:
+    participant = participant_start(study=study_make(), prolific_pid="p1")
+    step = selectors.participant_current_step(participant)
+    assert step is not None
+
+    with pytest.raises(ValueError, match="only in a transaction"):
+        step_record(
+            participant=participant,
+            step_token=step.token,
+            values=_values(3),
+            already_locked=True,
+        )
+
+    assert not Rating.objects.exists()
+    assert selectors.participant_current_step(participant) == step
