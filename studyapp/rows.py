@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from studyapp.models import (
     Assignment,
@@ -64,28 +64,31 @@ class _Columns(Generic[M]):
     def column(self, name: str) -> str:
         return f"{self.alias}.{_column(self.model, name)}"
 
-    def _converters_for_connection(self) -> list[tuple[int, list[_Converter], Any]]:
-        vendor = connection.vendor
-        if vendor not in self._converters:
+    def builder(self) -> Callable[[Sequence[Any]], M]:
+        """Builds instances from this model's slice of a row. The connection, its converters
+        and the field names are looked up here once, not again for every row."""
+        db = connections[DEFAULT_DB_ALIAS]
+        if db.vendor not in self._converters:
             found = []
             for index, field in enumerate(self.fields):
                 column = field.get_col(self.alias)
-                converters = connection.ops.get_db_converters(column) + column.get_db_converters(
-                    connection
-                )
+                converters = db.ops.get_db_converters(column) + column.get_db_converters(db)
                 if converters:
                     found.append((index, converters, column))
-            self._converters[vendor] = found
-        return self._converters[vendor]
+            self._converters[db.vendor] = found
+        converting = self._converters[db.vendor]
+        from_db, alias, attnames = self.model.from_db, db.alias, self.attnames
 
-    def build(self, values: Sequence[Any]) -> M:
-        row = list(values)
-        for index, converters, column in self._converters_for_connection():
-            value = row[index]
-            for converter in converters:
-                value = converter(value, column, connection)
-            row[index] = value
-        return self.model.from_db(connection.alias, self.attnames, row)
+        def build(values: Sequence[Any]) -> M:
+            row = list(values)
+            for index, converters, column in converting:
+                value = row[index]
+                for converter in converters:
+                    value = converter(value, column, db)
+                row[index] = value
+            return from_db(alias, attnames, row)
+
+        return build
 
 
 _PARTICIPANT = _Columns(Participant, "p")
@@ -138,8 +141,8 @@ def participant_bound(
     if not rows:
         return None
     split = len(_PARTICIPANT)
-    participant = _PARTICIPANT.build(rows[0][:split])
-    participant.study = _STUDY.build(rows[0][split:])
+    participant = _PARTICIPANT.builder()(rows[0][:split])
+    participant.study = _STUDY.builder()(rows[0][split:])
     return participant
 
 
@@ -157,7 +160,7 @@ def participant_locked(*, participant_id: int) -> Participant:
     rows = _fetch(sql, [participant_id])
     if not rows:
         raise Participant.DoesNotExist(f"participant {participant_id} does not exist")
-    return _PARTICIPANT.build(rows[0])
+    return _PARTICIPANT.builder()(rows[0])
 
 
 def participant_assignments(*, participant_id: int) -> list[Assignment]:
@@ -176,11 +179,16 @@ def participant_assignments(*, participant_id: int) -> list[Assignment]:
         ),
     )
     first, second = len(_ASSIGNMENT), len(_ASSIGNMENT) + len(_EXPLANATION)
+    assignment_of, explanation_of, question_of = (
+        _ASSIGNMENT.builder(),
+        _EXPLANATION.builder(),
+        _QUESTION.builder(),
+    )
     assignments = []
     for row in _fetch(sql, [participant_id]):
-        assignment = _ASSIGNMENT.build(row[:first])
-        explanation = _EXPLANATION.build(row[first:second])
-        explanation.question = _QUESTION.build(row[second:])
+        assignment = assignment_of(row[:first])
+        explanation = explanation_of(row[first:second])
+        explanation.question = question_of(row[second:])
         assignment.explanation = explanation
         assignments.append(assignment)
     return assignments
@@ -196,7 +204,8 @@ def participant_checks(*, participant_id: int) -> list[AttentionCheckResponse]:
             f"ORDER BY {_CHECK.column('before_position')}, {_CHECK.column('id')}"
         ),
     )
-    return [_CHECK.build(row) for row in _fetch(sql, [participant_id])]
+    check_of = _CHECK.builder()
+    return [check_of(row) for row in _fetch(sql, [participant_id])]
 
 
 def _execute(sql: str, params: Sequence[Any]) -> int:
