@@ -231,6 +231,36 @@ def test_a_binding_edited_without_the_signature_is_refused(study: Study) -> None
     _assert_refused_without_writing(intruder, study, victim)
 
 
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "",
+        "garbage",
+        "a:b:c",
+        "é" * 3000,
+        signing.dumps(["not", "a", "mapping"], salt=PARTICIPANT_COOKIE_SALT),
+        signing.dumps({"pilot": "not a binding"}, salt=PARTICIPANT_COOKIE_SALT),
+        signing.dumps({"pilot": {"participant": "1", "pid": "p1"}}, salt=PARTICIPANT_COOKIE_SALT),
+        signing.dumps({"pilot": {"participant": 1, "pid": ["p1"]}}, salt=PARTICIPANT_COOKIE_SALT),
+    ],
+    ids=["empty", "garbage", "colons", "oversize", "list", "string", "id-as-text", "pid-as-list"],
+)
+def test_a_malformed_binding_cookie_binds_nobody_and_writes_nothing(
+    study: Study, cookie: str
+) -> None:
+    _consented(study, "p1")
+    browser = Client()
+    browser.cookies[PARTICIPANT_COOKIE] = cookie
+    before = _rows()
+
+    pages = [browser.get(step_url(study)), browser.post(step_url(study), rating_post("item-1", 1))]
+    pages += [browser.get(f"/s/{study.slug}/{page}/") for page in ("instructions", "done")]
+
+    assert [page.status_code for page in pages] == [400] * 4
+    assert "Prolific" in pages[0].content.decode()  # the page says how to get back in
+    assert _rows() == before
+
+
 def test_a_rating_naming_another_participants_assignment_is_stored_for_the_sender_only(
     study: Study,
 ) -> None:
