@@ -791,7 +791,6 @@ class Recorder:
             }
             for kind, values in sorted(self.latencies.items())
         }
-        window = (max(self.rating_times) - min(self.rating_times)) if self.rating_times else 0
         return {
             "wall_s": round(wall, 2),
             "requests": self.requests,
@@ -800,16 +799,21 @@ class Recorder:
             "ratings_per_s": _rate(self.rating_times),
             "submissions": len(self.submission_times),
             "submissions_per_s": _rate(self.submission_times),
-            "rating_window_s": round(window, 2),
+            "rating_window_s": round(_span(self.rating_times), 2),
             "errors": sum(self.errors.values()),
             "errors_by_kind": dict(self.errors),
             "pages": pages,
         }
 
 
+def _span(times: list[float]) -> float:
+    """Seconds from the first to the last of ``times`` (0 for fewer than two)."""
+    return (max(times) - min(times)) if times else 0.0
+
+
 def _rate(times: list[float]) -> float:
     """Events per second over the span from the first to the last."""
-    window = (max(times) - min(times)) if times else 0
+    window = _span(times)
     return round(len(times) / window, 1) if window else 0
 
 
