@@ -19,6 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from studyapp.models import (
     Assignment,
     AttentionCheckResponse,
+    Condition,
     Explanation,
     Participant,
     Question,
@@ -206,6 +207,41 @@ def participant_checks(*, participant_id: int) -> list[AttentionCheckResponse]:
     )
     check_of = _CHECK.builder()
     return [check_of(row) for row in _fetch(sql, [participant_id])]
+
+
+def pool_rows(*, study_id: int, cutoff: datetime) -> list[tuple[Any, ...]]:
+    """Every explanation of the study as (explanation, condition, question, exposure).
+
+    The exposure counts the explanation's assignments that hold it: rated ones, and
+    unrated ones of participants still active who started at or after ``cutoff`` (as
+    ``selectors.assignments_holding``). The study's assignments are counted first and
+    then joined to its explanations, so the database reads each assignment once however
+    large the pool is. Read for every arriving participant, from a pool of thousands.
+    """
+    a, p = _Columns(Assignment, "a"), _Columns(Participant, "p")
+
+    def build() -> str:
+        held = (
+            f"SELECT {a.column('explanation')} AS explanation_id, COUNT(*) AS n "
+            f"FROM {a.table()} INNER JOIN {p.table()} "
+            f"ON {p.column('id')} = {a.column('participant')} "
+            f"WHERE {p.column('study')} = %s AND ({a.column('answered_at')} IS NOT NULL "
+            f"OR ({p.column('status')} = %s AND {p.column('started_at')} >= %s)) "
+            f"GROUP BY {a.column('explanation')}"
+        )
+        c = _Columns(Condition, "c")
+        return (
+            f"SELECT {_EXPLANATION.column('id')}, {_EXPLANATION.column('condition')}, "
+            f"{_EXPLANATION.column('question')}, COALESCE(held.n, 0) "
+            f"FROM {_EXPLANATION.table()} "
+            f"INNER JOIN {c.table()} ON {c.column('id')} = {_EXPLANATION.column('condition')} "
+            f"LEFT OUTER JOIN ({held}) held ON held.explanation_id = {_EXPLANATION.column('id')} "
+            f"WHERE {c.column('study')} = %s"
+        )
+
+    stamp = connection.ops.adapt_datetimefield_value(cutoff)
+    params = [study_id, Participant.Status.ACTIVE.value, stamp, study_id]
+    return _fetch(_sql("pool_rows", build), params)
 
 
 def _execute(sql: str, params: Sequence[Any]) -> int:

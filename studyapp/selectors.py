@@ -8,8 +8,8 @@ from datetime import datetime
 from django.db.models import Count, Q, QuerySet
 
 from studyapp import rows
-from studyapp.allocation import PoolItem
-from studyapp.models import Assignment, AttentionCheckResponse, Explanation, Participant, Study
+from studyapp.allocation import Pool
+from studyapp.models import Assignment, AttentionCheckResponse, Participant, Study
 
 
 def study_get(*, slug: str) -> Study | None:
@@ -46,15 +46,9 @@ def explanation_exposures(*, study: Study, now: datetime) -> dict[int, int]:
     return dict(rows)
 
 
-def pool_items(*, study: Study, now: datetime) -> list[PoolItem]:
-    exposures = explanation_exposures(study=study, now=now)
-    rows = Explanation.objects.filter(condition__study=study).values_list(
-        "id", "condition_id", "question_id"
-    )
-    return [
-        PoolItem(explanation_id=e, condition_id=c, question_id=q, exposure=exposures.get(e, 0))
-        for e, c, q in rows
-    ]
+def pool_items(*, study: Study, now: datetime) -> Pool:
+    """Every explanation of the study with its exposure (as ``explanation_exposures``)."""
+    return Pool(rows.pool_rows(study_id=study.pk, cutoff=study.time_limit_cutoff(now)))
 
 
 def participants_occupying(*, study: Study, now: datetime) -> QuerySet[Participant]:
@@ -65,11 +59,12 @@ def participants_occupying(*, study: Study, now: datetime) -> QuerySet[Participa
     )
 
 
-def study_is_full(*, study: Study, now: datetime) -> bool:
+def study_is_full(*, study: Study, now: datetime, pool: Pool | None = None) -> bool:
     """No place for a new participant: enough people, or too few explanations left to rate.
 
     The second test counts what is left per condition; the rarer case where enough is
-    left but not on enough different questions is found when items are assigned.
+    left but not on enough different questions is found when items are assigned. A caller
+    that has read the pool already passes it as ``pool``.
     """
     if (
         study.max_participants is not None
@@ -79,10 +74,8 @@ def study_is_full(*, study: Study, now: datetime) -> bool:
     cap = study.max_ratings_per_explanation
     if cap is None:
         return False
-    left: dict[int, int] = dict.fromkeys(study.conditions.values_list("id", flat=True), 0)
-    for item in pool_items(study=study, now=now):
-        if item.exposure < cap:
-            left[item.condition_id] += 1
+    pool = pool if pool is not None else pool_items(study=study, now=now)
+    left = pool.open_per_condition(study.conditions.values_list("id", flat=True), cap)
     return any(count < study.per_condition for count in left.values())
 
 

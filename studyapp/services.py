@@ -293,10 +293,11 @@ def participant_start(
         if locked.status != Study.Status.LIVE:
             raise StudyUnavailableError(locked.status)
         participants_expire(study=locked, now=now)
-        if selectors.study_is_full(study=locked, now=now):
+        pool = selectors.pool_items(study=locked, now=now)
+        if selectors.study_is_full(study=locked, now=now, pool=pool):
             raise StudyUnavailableError("full")
         chosen = items_choose(
-            selectors.pool_items(study=locked, now=now),
+            pool,
             condition_ids=list(locked.conditions.values_list("id", flat=True)),
             per_condition=locked.per_condition,
             rng=rng,

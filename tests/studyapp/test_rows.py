@@ -10,11 +10,12 @@ from django.db import connection, models, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from studyapp import rows
+from studyapp import rows, selectors
 from studyapp.models import (
     Assignment,
     AttentionCheckResponse,
     Dimension,
+    Explanation,
     Participant,
     Rating,
 )
@@ -149,3 +150,34 @@ def test_the_locking_read_locks_the_participant_row_and_never_the_study(
         assert sql.endswith("FOR UPDATE OF p")
     else:  # SQLite: a write transaction already excludes other writers
         assert "FOR UPDATE" not in sql
+
+
+def test_the_pool_counts_exactly_what_the_orm_counts() -> None:
+    study = study_make(questions=20)
+    other = study_make(slug="other", questions=20)  # its participants hold none of this pool
+    participant_start(study=other, prolific_pid="elsewhere")
+    rated = participant_start(study=study, prolific_pid="rated")
+    first = rated.assignments.order_by("position").first()
+    assert first is not None
+    Assignment.objects.filter(pk=first.pk).update(
+        shown_at=timezone.now(), answered_at=timezone.now()
+    )
+    participant_start(study=study, prolific_pid="holding")
+    # Ran out of time: the unrated items go back to the pool, the rated one stays counted.
+    Participant.objects.filter(pk=rated.pk).update(started_at=timezone.now() - timedelta(hours=3))
+    returned = participant_start(study=study, prolific_pid="returned")
+    Participant.objects.filter(pk=returned.pk).update(status=Participant.Status.RETURNED)
+    now = timezone.now()
+
+    found = rows.pool_rows(study_id=study.pk, cutoff=study.time_limit_cutoff(now))
+
+    exposures = selectors.explanation_exposures(study=study, now=now)
+    expected = [
+        (e, c, q, exposures.get(e, 0))
+        for e, c, q in Explanation.objects.filter(condition__study=study).values_list(
+            "id", "condition_id", "question_id"
+        )
+    ]
+    assert sorted(found) == sorted(expected)
+    assert len(found) == 80
+    assert sorted(exposures.values()) == [1] * 13  # the rated item and the 12 held ones

@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studyapp.allocation import PoolItem, items_choose
+from studyapp.allocation import Pool, PoolItem, items_choose
 
 
 def _pool(questions: int, conditions: int) -> list[list[int]]:
@@ -95,3 +95,50 @@ def test_it_says_so_when_no_full_set_exists() -> None:
     for row in rows[:10]:
         row[3] = 1
     assert _choose(rows, 4, seed=0, cap=1) is None
+
+
+def test_the_same_seed_draws_the_same_items_from_objects_or_from_columns() -> None:
+    rows = _pool(30, 4)
+    for row in rows[::3]:
+        row[3] = 1
+
+    def choose(pool: Pool | list[PoolItem]) -> list[PoolItem] | None:
+        return items_choose(pool, condition_ids=range(4), per_condition=3, rng=random.Random(7))
+
+    from_objects = choose([PoolItem(*row) for row in rows])
+
+    assert from_objects is not None
+    assert choose(Pool(rows)) == from_objects
+    assert all(isinstance(item.explanation_id, int) for item in from_objects)
+
+
+def test_equally_rated_explanations_are_drawn_at_random() -> None:
+    rows = _pool(40, 4)
+
+    draws = {
+        frozenset(item.explanation_id for item in _choose(rows, 4, seed=s) or []) for s in range(10)
+    }
+
+    assert len(draws) == 10
+
+
+def test_explanations_of_other_conditions_are_never_chosen() -> None:
+    rows = _pool(20, 5)  # condition 4 is not one of the four asked for
+
+    chosen = _choose(rows, 4, seed=2)
+
+    assert chosen is not None
+    assert {item.condition_id for item in chosen} == {0, 1, 2, 3}
+
+
+def test_the_pool_counts_what_each_condition_has_left_below_a_cap() -> None:
+    rows = _pool(5, 2)
+    rows[0][3] = 2  # condition 0, question 0: rated twice
+    rows[3][3] = 1  # condition 1, question 1
+
+    pool = Pool(rows)
+
+    assert pool.open_per_condition([0, 1, 7], cap=2) == {0: 4, 1: 5, 7: 0}
+    assert pool.open_per_condition([0, 1], cap=1) == {0: 4, 1: 4}
+    assert pool.open_per_condition([0, 1], cap=None) == {0: 5, 1: 5}
+    assert len(Pool([])) == 0
