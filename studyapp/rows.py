@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models import QuerySet
 
 from studyapp.models import (
     Assignment,
@@ -98,6 +99,7 @@ _ASSIGNMENT = _Columns(Assignment, "a")
 _EXPLANATION = _Columns(Explanation, "e")
 _QUESTION = _Columns(Question, "q")
 _CHECK = _Columns(AttentionCheckResponse, "c")
+_CONDITION = _Columns(Condition, "k")
 
 _sql_cache: dict[tuple[str, str], str] = {}
 
@@ -209,46 +211,26 @@ def participant_checks(*, participant_id: int) -> list[AttentionCheckResponse]:
     return [check_of(row) for row in _fetch(sql, [participant_id])]
 
 
-def pool_rows(*, study_id: int, cutoff: datetime) -> list[tuple[int, int, int, int]]:
-    """Every explanation of the study as (explanation, condition, question, exposure).
+def unconverted(queryset: QuerySet[Any, Any]) -> list[tuple[Any, ...]]:
+    """The rows of an ORM query as the database sends them, without the ORM's conversion of
+    every value. Only for queries of ids and counts, which need none, read in thousands."""
+    sql, params = queryset.query.sql_with_params()
+    return _fetch(sql, params)
 
-    The exposure counts the explanation's assignments that hold it: rated ones, and
-    unrated ones of participants still active who started at or after ``cutoff`` (as
-    ``selectors.assignments_holding``). Read for every arriving participant, from a pool of
-    thousands of explanations.
 
-    The explanations and the counts are two plain reads, put together here. Joined in one
-    statement, the plan depended on the tables' statistics: while a new study filled up
-    faster than they were refreshed, PostgreSQL could count the assignments again for every
-    explanation (46 ms a read instead of 5 under load).
-    """
-    c, a, p = _Columns(Condition, "c"), _Columns(Assignment, "a"), _Columns(Participant, "p")
-    explanations = _sql(
+def pool_explanations(*, study_id: int) -> list[tuple[Any, ...]]:
+    """Every explanation of the study as (explanation, condition, question) ids."""
+    sql = _sql(
         "pool_explanations",
         lambda: (
             f"SELECT {_EXPLANATION.column('id')}, {_EXPLANATION.column('condition')}, "
             f"{_EXPLANATION.column('question')} FROM {_EXPLANATION.table()} "
-            f"INNER JOIN {c.table()} ON {c.column('id')} = {_EXPLANATION.column('condition')} "
-            f"WHERE {c.column('study')} = %s"
+            f"INNER JOIN {_CONDITION.table()} "
+            f"ON {_CONDITION.column('id')} = {_EXPLANATION.column('condition')} "
+            f"WHERE {_CONDITION.column('study')} = %s"
         ),
     )
-    held = _sql(
-        "pool_held",
-        lambda: (
-            f"SELECT {a.column('explanation')}, COUNT(*) "
-            f"FROM {a.table()} INNER JOIN {p.table()} "
-            f"ON {p.column('id')} = {a.column('participant')} "
-            f"WHERE {p.column('study')} = %s AND ({a.column('answered_at')} IS NOT NULL "
-            f"OR ({p.column('status')} = %s AND {p.column('started_at')} >= %s)) "
-            f"GROUP BY {a.column('explanation')}"
-        ),
-    )
-    stamp = connection.ops.adapt_datetimefield_value(cutoff)
-    counts = dict(_fetch(held, [study_id, Participant.Status.ACTIVE.value, stamp]))
-    return [
-        (explanation, condition, question, counts.get(explanation, 0))
-        for explanation, condition, question in _fetch(explanations, [study_id])
-    ]
+    return _fetch(sql, [study_id])
 
 
 def _execute(sql: str, params: Sequence[Any]) -> int:

@@ -152,7 +152,7 @@ def test_the_locking_read_locks_the_participant_row_and_never_the_study(
         assert "FOR UPDATE" not in sql
 
 
-def test_the_pool_counts_exactly_what_the_orm_counts() -> None:
+def test_the_pool_holds_every_explanation_with_what_holds_it() -> None:
     study = study_make(questions=20)
     other = study_make(slug="other", questions=20)  # its participants hold none of this pool
     participant_start(study=other, prolific_pid="elsewhere")
@@ -169,8 +169,9 @@ def test_the_pool_counts_exactly_what_the_orm_counts() -> None:
     Participant.objects.filter(pk=returned.pk).update(status=Participant.Status.RETURNED)
     now = timezone.now()
 
-    found = rows.pool_rows(study_id=study.pk, cutoff=study.time_limit_cutoff(now))
+    pool = selectors.pool_items(study=study, now=now)
 
+    found = [pool.item(i) for i in range(len(pool))]
     exposures = selectors.explanation_exposures(study=study, now=now)
     expected = [
         (e, c, q, exposures.get(e, 0))
@@ -178,6 +179,20 @@ def test_the_pool_counts_exactly_what_the_orm_counts() -> None:
             "id", "condition_id", "question_id"
         )
     ]
-    assert sorted(found) == sorted(expected)
+    assert sorted(
+        (i.explanation_id, i.condition_id, i.question_id, i.exposure) for i in found
+    ) == sorted(expected)
     assert len(found) == 80
     assert sorted(exposures.values()) == [1] * 13  # the rated item and the 12 held ones
+
+
+def test_unconverted_rows_are_the_orm_rows_for_ids_and_counts(participant: Participant) -> None:
+    query = (
+        Assignment.objects.filter(participant=participant)
+        .values("explanation_id")
+        .annotate(n=models.Count("id"))
+        .values_list("explanation_id", "n")
+    )
+
+    assert sorted(rows.unconverted(query)) == sorted(query)
+    assert len(rows.unconverted(query)) == 12
