@@ -1207,24 +1207,32 @@ class Run:
         return crash
 
 
-def _group_cpu(leader: int) -> float:
-    """CPU seconds of ``leader``, its children and its process group, and of reaped children.
+def group_members(leader: int) -> Iterator[tuple[int, list[str]]]:
+    """Each live process that is ``leader``, its child or in its process group, with the
+    fields of its ``/proc/PID/stat`` after the name (field 3 onwards).
 
     Children are matched by parent as well as by group because PostgreSQL's backends
     each start a session of their own.
     """
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the process ended while the folder was listed
-        pid, parent, group = int(stat.parent.name), int(fields[1]), int(fields[2])
-        if leader in (pid, parent, group):
-            total += sum(int(x) for x in fields[11:13]) / tick
-            if pid == leader:
-                total += sum(int(x) for x in fields[13:15]) / tick
+        pid = int(stat.parent.name)
+        if leader in (pid, int(fields[1]), int(fields[2])):
+            yield pid, fields
+
+
+def _group_cpu(leader: int) -> float:
+    """CPU seconds of ``leader``'s group (``group_members``), and of the leader's reaped
+    children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid, fields in group_members(leader):
+        total += sum(int(x) for x in fields[11:13]) / tick
+        if pid == leader:
+            total += sum(int(x) for x in fields[13:15]) / tick
     return total
 
 

@@ -43,18 +43,16 @@ RATED_ITEMS = 12  # per participant: per_condition 3 x 4 conditions, as the load
 
 
 def group_cpu_ns(leader: int) -> int:
-    """CPU nanoseconds used so far by ``leader`` and the processes it leads or parents.
+    """CPU nanoseconds used so far by the live processes of ``leader``'s group
+    (``load_participants.group_members``), every thread of each.
 
-    Threads are read one by one (a process's own schedstat covers only its main thread).
+    A process's own schedstat covers only its main thread, so threads are read one by one.
     Processes that ended since the last reading are not counted; none end in this run.
     """
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid, _ in lp.group_members(leader):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if leader not in (int(stat.parent.name), int(fields[1]), int(fields[2])):
-                continue
-            for task in (stat.parent / "task").iterdir():
+            for task in Path(f"/proc/{pid}/task").iterdir():
                 total += int((task / "schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue  # the process or thread ended while it was read
