@@ -7,9 +7,8 @@ without JavaScript; when htmx posts an item the view answers with the next item'
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from django.conf import settings
@@ -347,7 +346,7 @@ def _likert_blank_render() -> str:
     )
 
 
-_likert_blank_cached = functools.cache(_likert_blank_render)
+_likert_blank_cached = cache(_likert_blank_render)
 
 
 def _likert_blank() -> str:
