@@ -1,9 +1,8 @@
-"""Command line: ``python -m analysis RATINGS.csv --out DIR [options]``."""
+"""Command line: ``python -m analysis RATINGS.csv --out DIR [--plan PLAN] [options]``."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import NoReturn
 from analysis.accuracy import accuracy_load
 from analysis.errors import AnalysisError
 from analysis.load import ratings_load
+from analysis.options import plan_overrides_add
+from analysis.plan import PLAN_NAMES, plan_load
 from analysis.report import report_write
 
 PROG = "python -m analysis"
@@ -21,26 +22,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line instead of argparse's usage block, like every other input error.
         self.exit(2, f"{PROG}: error: {message} (see --help)\n")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
-    return int(text)
-
-
-def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def parser_build() -> argparse.ArgumentParser:
@@ -59,40 +40,20 @@ def parser_build() -> argparse.ArgumentParser:
         help="output directory (created if needed)",
     )
     parser.add_argument(
-        "--reference",
-        metavar="CONDITION",
-        help="reference condition of the regressions (default: the CF condition)",
+        "--plan",
+        default="standard",
+        metavar="PLAN",
+        help=f"analysis plan: {' or '.join(PLAN_NAMES)} (shipped), or a plan TOML file "
+        "(default: standard). The options below override single settings of the plan; "
+        "the report lists each change as a deviation",
     )
-    parser.add_argument(
-        "--drop-outliers",
-        action="store_true",
-        help="drop items whose quality is outside 1.5 × IQR of their condition",
-    )
-    parser.add_argument(
-        "--covariates",
-        metavar="A,B",
-        type=_names,
-        default=[],
-        help="comma-separated covariate columns for a second OLS model",
-    )
-    parser.add_argument(
-        "--min-seconds-per-item",
-        metavar="S",
-        type=_seconds,
-        help="exclude participants faster than this on average",
-    )
-    parser.add_argument(
-        "--attention-fail-threshold",
-        metavar="N",
-        type=_count,
-        default=2,
-        help="exclude participants with this many failed attention checks or more (default 2)",
-    )
+    plan_overrides_add(parser)
     parser.add_argument(
         "--accuracy",
         metavar="FILE",
         type=Path,
-        help="CSV of run accuracies (method, size, accuracy) for the two-way ANOVA",
+        help="CSV of run accuracies (the pipeline's accuracy_runs.csv: method, data_variant, "
+        "size, accuracy) for the two-way ANOVA (plan: [accuracy])",
     )
     return parser
 
@@ -100,11 +61,13 @@ def parser_build() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser_build().parse_args(argv)
     try:
+        plan = plan_load(args.plan)
         ratings = ratings_load(args.ratings, reference=args.reference)
         accuracy = accuracy_load(args.accuracy) if args.accuracy else None
         summary = report_write(
             ratings,
             args.out,
+            plan=plan,
             reference=args.reference,
             drop_outliers=args.drop_outliers,
             covariates=args.covariates,
@@ -119,6 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"wrote {args.out / 'report.html'}: {summary['n_participants']} participants, "
         f"{summary['n_ratings']} rated items, {len(summary['conditions'])} conditions"
     )
+    deviations = summary["plan"]["deviations"]
+    print(
+        f"plan {summary['plan']['name']} (sha256 {summary['plan']['sha256']}): "
+        + (f"{len(deviations)} deviation(s)" if deviations else "no deviations")
+    )
+    for deviation in deviations:
+        print(
+            f"deviation: {deviation['setting']} = {deviation['used']!r} "
+            f"(plan: {deviation['plan']!r}; from {deviation['option']})"
+        )
     for problem in summary["not_computable"]:
         print(f"not computable: {problem['what']}: {problem['reason']}")
     return 0

@@ -27,13 +27,80 @@ RATINGS_COLUMNS = (
     "condition",
     "explanation_id",
     "explanation_length",
+    "explanation_chars",
     *DIMENSIONS,
     "seconds_on_item",
     "attention_failed",
     "excluded",
 )
+# Older exports have no character length; they load, and only an analysis that needs it fails.
+OPTIONAL_COLUMNS = ("explanation_chars",)
+# The explanation-length measures a regression can use, by the name a plan gives them.
+LENGTH_COLUMNS = {"words": "explanation_length", "chars": "explanation_chars"}
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0", ""}
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection); tab
+# and carriage return start formulas in some spreadsheets too. Such a text cell is written
+# with a leading quote, and so is one that starts with a quote, so reading removes exactly
+# one quote and every name comes back as it was (a condition "+MT:x" stays "+MT:x").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CELL_QUOTE = "'"
+
+
+def cell_escape(value: object) -> str:
+    """Text for one CSV cell: a text a spreadsheet would run as a formula gets a leading quote.
+
+    Examples
+    --------
+    >>> cell_escape("+MT:x"), cell_escape(-3), cell_escape("'quoted"), cell_escape(None)
+    ("'+MT:x", '-3', "''quoted", '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if isinstance(value, int | float):
+        return text
+    if text.startswith((*FORMULA_PREFIXES, CELL_QUOTE)):
+        return CELL_QUOTE + text
+    return text
+
+
+def cell_unescape(text: str) -> str:
+    """The value ``cell_escape`` wrote: one leading quote removed.
+
+    Examples
+    --------
+    >>> cell_unescape("'+MT:x"), cell_unescape("''quoted"), cell_unescape("MT:x")
+    ('+MT:x', "'quoted", 'MT:x')
+    """
+    return text[1:] if text.startswith(CELL_QUOTE) else text
+
+
+def frame_escape(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text cells and column names escaped, for ``to_csv``.
+
+    Only text is touched: numbers (a negative estimate included) and missing values are
+    written as pandas writes them.
+    """
+    escaped = frame.rename(
+        columns=lambda name: cell_escape(name) if isinstance(name, str) else name
+    )
+    for column in escaped.select_dtypes(include=["object", "string"]).columns:
+        values = escaped[column]
+        escaped[column] = values.map(lambda v: cell_escape(v) if isinstance(v, str) else v)
+    return escaped
+
+
+def frame_unescape(frame: pd.DataFrame) -> pd.DataFrame:
+    """A CSV read as text, with the quotes ``cell_escape`` added removed again."""
+    frame = frame.rename(columns=lambda name: cell_unescape(str(name)))
+    for column in frame.columns:
+        values = frame[column].astype(str)
+        frame[column] = values.mask(values.str.startswith(CELL_QUOTE), values.str[1:])
+    return frame
 
 
 def ratings_load(
@@ -52,16 +119,17 @@ def ratings_load(
     Returns
     -------
     pandas.DataFrame
-        A copy with typed columns (ids as strings, ratings as integers 1–5,
-        ``excluded`` as bool, ``attention_failed`` as a count) and a ``quality`` column,
+        A copy with typed columns (ids as strings, ratings as integers 1–5, lengths in
+        words and, when the file has them, characters as numbers, ``excluded`` as bool,
+        ``attention_failed`` as a count) and a ``quality`` column,
         the mean of the five dimensions of each rated item. Extra columns (demographic
         covariates) are kept as they are.
 
     Raises
     ------
     AnalysisError
-        Unreadable file, missing columns, a rating outside 1–5, a non-numeric length or
-        time, fewer than two conditions, or a reference condition that is not in the data.
+        Unreadable file, missing columns (``explanation_chars`` may be absent), a rating
+        outside 1–5, a non-numeric length or time, fewer than two conditions, or a reference condition that is not in the data.
         The message names the column and the first offending lines.
 
     Notes
@@ -86,7 +154,7 @@ def ratings_load(
         raw = _csv_read(Path(source))
         where = "line"
         first_row = 2  # line 1 is the header
-    missing = [c for c in RATINGS_COLUMNS if c not in raw.columns]
+    missing = [c for c in RATINGS_COLUMNS if c not in raw.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise AnalysisError(f"the ratings are missing the column(s): {', '.join(missing)}")
     if raw.empty:
@@ -103,6 +171,10 @@ def ratings_load(
     df["explanation_length"] = _number_column(
         raw["explanation_length"], "explanation_length", labels, where, required=True
     )
+    if "explanation_chars" in raw.columns:
+        df["explanation_chars"] = _number_column(
+            raw["explanation_chars"], "explanation_chars", labels, where, required=True
+        )
     df["seconds_on_item"] = _number_column(
         raw["seconds_on_item"], "seconds_on_item", labels, where, required=False
     )
@@ -134,6 +206,28 @@ def conditions_check(df: pd.DataFrame, *, reference: str | None = None) -> list[
     return conditions
 
 
+def length_column(data: pd.DataFrame, measure: str) -> str:
+    """The column of an explanation-length measure (``words`` or ``chars``) present in ``data``.
+
+    Examples
+    --------
+    >>> length_column(pd.DataFrame({"explanation_length": [3]}), "words")
+    'explanation_length'
+    """
+    if measure not in LENGTH_COLUMNS:
+        raise AnalysisError(
+            f"unknown explanation-length measure {measure!r}; use one of: {', '.join(LENGTH_COLUMNS)}"
+        )
+    column = LENGTH_COLUMNS[measure]
+    if column not in data.columns:
+        raise AnalysisError(
+            f"regression.length = {measure!r} needs the column {column}, which these ratings "
+            "lack (an export made before it was added); export the ratings again or use "
+            "regression.length = 'words'"
+        )
+    return column
+
+
 def reference_default(conditions: Sequence[str]) -> str:
     """The paper's reference: the counterfactual-only model ("CF:..."), else the first condition.
 
@@ -153,7 +247,7 @@ def reference_default(conditions: Sequence[str]) -> str:
 
 def _csv_read(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return frame_unescape(pd.read_csv(path, dtype=str, keep_default_na=False))
     except FileNotFoundError:
         raise AnalysisError(f"ratings file not found: {path}") from None
     except IsADirectoryError:

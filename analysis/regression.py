@@ -1,7 +1,8 @@
 """Regression of ratings on condition: OLS, ordinal (cumulative logit) and linear mixed models.
 
 All models share one design: treatment-coded condition dummies against a reference
-condition plus explanation length; OLS can add demographic covariates. Coefficient tables
+condition plus explanation length (in words, ``explanation_length``, or characters,
+``explanation_chars``); OLS can add demographic covariates. Coefficient tables
 are tidy DataFrames with the columns ``term, estimate, se, statistic, p, ci_low, ci_high``.
 """
 
@@ -23,6 +24,7 @@ from analysis.load import RATINGS_COLUMNS
 
 COEF_COLUMNS = ("term", "estimate", "se", "statistic", "p", "ci_low", "ci_high")
 LENGTH = "explanation_length"
+SE_KINDS = ("classical", "HC3", "cluster")
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,12 @@ def condition_term(condition: str) -> str:
 
 
 def regression_design(
-    data: pd.DataFrame, *, reference: str, covariates: Sequence[str] = ()
+    data: pd.DataFrame, *, reference: str, covariates: Sequence[str] = (), length: str = LENGTH
 ) -> tuple[pd.DataFrame, str, int]:
     """Design matrix with an intercept, condition dummies, explanation length and covariates.
+
+    ``length`` names the length column (words by default, ``explanation_chars`` for
+    characters); it enters under its own name.
 
     Numeric covariates enter as they are; text covariates as dummies against their first
     level in sorted order. Rows with a missing covariate are left out.
@@ -63,7 +68,9 @@ def regression_design(
         )
     keep = pd.Series(True, index=data.index)
     parts: list[pd.DataFrame] = []
-    rhs = [f"C(condition, Treatment(reference={reference!r}))", LENGTH]
+    if length not in data.columns:
+        raise AnalysisError(f"the ratings have no column {length!r} for the explanation length")
+    rhs = [f"C(condition, Treatment(reference={reference!r}))", length]
     for name in covariates:
         values, is_numeric = _covariate(data, name)
         if values.nunique() < 2:
@@ -77,7 +84,7 @@ def regression_design(
     for condition in conditions:
         if condition != reference:
             design[condition_term(condition)] = (data["condition"] == condition).astype(float)
-    design[LENGTH] = data[LENGTH].astype(float)
+    design[length] = data[length].astype(float)
     design = pd.concat([design, *parts], axis=1).loc[keep]
     for column in design.columns[1:]:
         if design[column].nunique() < 2:
@@ -157,12 +164,19 @@ def ols_fit(
     dv: str = "quality",
     reference: str,
     covariates: Sequence[str] = (),
+    length: str = LENGTH,
+    se: str = "cluster",
     cluster: str | None = "participant",
 ) -> ModelFit:
     """OLS of ``dv`` on condition and explanation length (and covariates).
 
-    Standard errors are cluster-robust by ``cluster`` (ratings of one participant are not
-    independent), unless ``cluster`` is None or there are fewer than two clusters.
+    Parameters
+    ----------
+    se : {"classical", "HC3", "cluster"}
+        Standard errors: classical (homoskedastic), HC3 (heteroskedasticity-robust), or
+        cluster-robust by ``cluster`` (ratings of one participant are not independent). With
+        ``cluster`` None or fewer than two clusters, "cluster" falls back to classical.
+        ``stats["se_kind"]`` says which kind was used and ``stats["cov_type"]`` describes it.
 
     Examples
     --------
@@ -171,8 +185,14 @@ def ols_fit(
     >>> fit = ols_fit(ratings_load(ratings_simulate(30, seed=2)), reference="CF:original")
     >>> fit.coef["term"].tolist()[:2]
     ['Intercept', 'condition[T.MT+CF:original]']
+    >>> fit.stats["se_kind"]
+    'cluster'
     """
-    design, rhs, dropped = regression_design(data, reference=reference, covariates=covariates)
+    if se not in SE_KINDS:
+        raise AnalysisError(f"unknown standard errors {se!r}; use one of: {', '.join(SE_KINDS)}")
+    design, rhs, dropped = regression_design(
+        data, reference=reference, covariates=covariates, length=length
+    )
     y = data.loc[design.index, dv].astype(float)
     _check_varies(y.to_numpy(), dv, "OLS")
     if len(y) <= design.shape[1]:
@@ -180,16 +200,20 @@ def ols_fit(
             f"OLS needs more rated items ({len(y)}) than coefficients ({design.shape[1]})"
         )
     model = sm.OLS(y, design)
-    groups = data.loc[design.index, cluster] if cluster else None
+    groups = data.loc[design.index, cluster] if cluster and se == "cluster" else None
     n_clusters = int(groups.nunique()) if groups is not None else 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if groups is not None and n_clusters >= 2:
             result = model.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(groups)[0]})
-            cov_type = f"cluster-robust by {cluster} ({n_clusters} clusters)"
+            se_kind, cov_type = "cluster", f"cluster-robust by {cluster} ({n_clusters} clusters)"
+        elif se == "HC3":
+            result = model.fit(cov_type="HC3")
+            se_kind, cov_type = "HC3", "HC3 (heteroskedasticity-robust)"
         else:
             result = model.fit()
-            cov_type = "classical (one cluster or none)"
+            se_kind = "classical"
+            cov_type = "classical" if se == "classical" else "classical (one cluster or none)"
     coef = _coef_table(
         design.columns,
         result.params,
@@ -206,6 +230,7 @@ def ols_fit(
         stats={
             "r_squared": float(result.rsquared),
             "adj_r_squared": float(result.rsquared_adj),
+            "se_kind": se_kind,
             "cov_type": cov_type,
             "rows_dropped_missing_covariates": dropped,
         },
@@ -238,7 +263,9 @@ class _FrequencyOrderedModel(OrderedModel):
         )
 
 
-def ordinal_fit(data: pd.DataFrame, *, dv: str, reference: str, maxiter: int = 200) -> ModelFit:
+def ordinal_fit(
+    data: pd.DataFrame, *, dv: str, reference: str, length: str = LENGTH, maxiter: int = 200
+) -> ModelFit:
     """Cumulative-link (proportional-odds, logit) model of one 1–5 rating dimension.
 
     Estimates are log odds ratios of a higher rating; the thresholds between adjacent
@@ -246,12 +273,12 @@ def ordinal_fit(data: pd.DataFrame, *, dv: str, reference: str, maxiter: int = 2
     (design, rating) rows with frequency weights, started from the thresholds of the
     model without predictors.
     """
-    design, rhs, _ = regression_design(data, reference=reference)
+    design, rhs, _ = regression_design(data, reference=reference, length=length)
     exog = design.drop(columns="Intercept")
-    # Length in words is on a far larger scale than the dummies, which makes BFGS crawl;
-    # the model is fitted per standard deviation and the coefficient scaled back.
+    # Length is on a far larger scale than the dummies, which makes BFGS crawl; the model
+    # is fitted per standard deviation and the coefficient scaled back.
     scale = pd.Series(1.0, index=exog.columns)
-    scale[LENGTH] = float(exog[LENGTH].std()) or 1.0
+    scale[length] = float(exog[length].std()) or 1.0
     exog = exog / scale
     frame = exog.copy()
     frame["_y"] = data.loc[design.index, dv].to_numpy()
@@ -362,6 +389,7 @@ def mixed_fit(
     dv: str = "quality",
     reference: str,
     group: str = "participant",
+    length: str = LENGTH,
     maxiter: int = 50,
 ) -> ModelFit:
     """Linear mixed model with a random intercept per participant (statsmodels MixedLM, REML).
@@ -370,7 +398,7 @@ def mixed_fit(
     so it usually confirms the optimum in a few steps instead of searching for it
     (a full search costs seconds on 50,000 ratings).
     """
-    design, rhs, _ = regression_design(data, reference=reference)
+    design, rhs, _ = regression_design(data, reference=reference, length=length)
     y = data.loc[design.index, dv].to_numpy(dtype=float)
     groups = data.loc[design.index, group].to_numpy()
     _check_varies(y, dv, "the mixed model")

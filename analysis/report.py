@@ -1,54 +1,62 @@
-"""The full analysis of a ratings export, written as report.html, summary.json, tables and figures."""
+"""The full analysis of a ratings export under an analysis plan.
+
+:func:`report_write` runs what the plan names (:mod:`analysis.plan`) and writes report.html,
+summary.json, tables and figures.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis import figures
-from analysis.accuracy import AccuracyAnova, accuracy_anova, accuracy_variants_combine
+from analysis.accuracy import AccuracyResult, accuracy_analyse
 from analysis.descriptives import descriptives
+from analysis.effect_sizes import vargha_delaney
 from analysis.errors import AnalysisError
 from analysis.exclusions import exclusions_apply
 from analysis.html import report_html
-from analysis.load import DIMENSIONS, QUALITY, conditions_check, ratings_load, reference_default
+from analysis.load import (
+    DIMENSIONS,
+    conditions_check,
+    frame_escape,
+    length_column,
+    ratings_load,
+    reference_default,
+)
+from analysis.plan import (
+    ANALYSES,
+    REFERENCE_AUTO,
+    AnalysisPlan,
+    DifferenceSettings,
+    EffectSizeSettings,
+    plan_load,
+    plan_override,
+)
 from analysis.regression import ModelFit, covariates_check, mixed_fit, ols_fit, ordinal_fit
 from analysis.reliability import correlations, cronbach_alpha, mcdonald_omega, one_factor_ml
+from analysis.summary import DVS, Differences, Problems, Results, summary_build
 from analysis.tests_differences import anova_oneway, dunn, kruskal, levene, shapiro, tukey_hsd
 
-DVS = (*DIMENSIONS, QUALITY)
-T = TypeVar("T")
-
-
-class _Problems:
-    """Statistics that could not be computed, each with its reason, for JSON and HTML."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, str]] = []
-
-    def attempt(self, what: str, compute: Callable[[], T]) -> T | None:
-        try:
-            return compute()
-        except AnalysisError as exc:
-            self.items.append({"what": what, "reason": str(exc)})
-            return None
-        except np.linalg.LinAlgError as exc:
-            # A singular system in one model (tiny or collinear data) costs that model only.
-            self.items.append({"what": what, "reason": f"numerical failure ({exc})"})
-            return None
-
-    def reason(self, what: str) -> str | None:
-        return next((p["reason"] for p in self.items if p["what"] == what), None)
+DIFFERENCE_TESTS = (
+    "anova",
+    "kruskal",
+    "levene",
+    "shapiro",
+    "tukey",
+    "dunn-bonferroni",
+    "dunn-holm",
+    "vda",
+)
 
 
 @contextmanager
@@ -63,15 +71,17 @@ def report_write(
     ratings: pd.DataFrame,
     out_dir: Path,
     *,
+    plan: AnalysisPlan | None = None,
     reference: str | None = None,
-    drop_outliers: bool = False,
-    covariates: Sequence[str] = (),
+    drop_outliers: bool | None = None,
+    covariates: Sequence[str] | None = None,
     min_seconds_per_item: float | None = None,
-    attention_fail_threshold: int = 2,
+    attention_fail_threshold: int | None = None,
     accuracy: pd.DataFrame | None = None,
+    registered_sha256: str | None = None,
     timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Analyse a ratings export and write the report directory.
+    """Analyse a ratings export under an analysis plan and write the report directory.
 
     Parameters
     ----------
@@ -79,22 +89,22 @@ def report_write(
         The ratings export (raw or from :func:`analysis.load.ratings_load`; validated again).
     out_dir : Path
         Created if needed; receives ``report.html``, ``summary.json``, ``tables/*.csv`` and
-        ``figures/*.png``.
-    reference : str, optional
-        Reference condition of the regressions; default: the "CF:..." condition if there is
-        one, else the first condition in sorted order.
-    drop_outliers : bool
-        Drop rated items whose quality is outside 1.5 × IQR of their condition.
-    covariates : sequence of str
-        Extra (demographic) columns for a second OLS model.
-    min_seconds_per_item : float, optional
-        Exclude participants faster than this on average.
-    attention_fail_threshold : int
-        Exclude participants with this many failed attention checks or more.
+        ``figures/*.png``. Nothing is written when the input or the plan is refused.
+    plan : AnalysisPlan, optional
+        The analysis plan (:func:`analysis.plan.plan_load`); default: the ``standard`` plan.
+    reference, drop_outliers, covariates, min_seconds_per_item, attention_fail_threshold
+        When given, override one setting of the plan each (``regression.reference``,
+        ``outliers.enabled``, ``regression.covariates``, the too-fast and the attention
+        exclusion, which they also switch on). Each override that changes the plan's value
+        is listed as a deviation. A ``reference`` equal to what the plan's "auto" picks is
+        not a deviation.
     accuracy : pandas.DataFrame, optional
         Accuracy of the distillation runs (``method, size, accuracy``, one row per run, as in
-        the pipeline's ``accuracy_runs.csv``) for the two-way ANOVA; several data variants
-        are told apart in the method (see :func:`analysis.accuracy.accuracy_variants_combine`).
+        the pipeline's ``accuracy_runs.csv``), analysed by
+        :func:`analysis.accuracy.accuracy_analyse` under the plan's ``[accuracy]``.
+    registered_sha256 : str, optional
+        The hash of the plan a study registered; summary.json says whether the analysis
+        ran under that plan unchanged (same hash, no deviations).
     timings : dict, optional
         Filled with the seconds spent in each stage.
 
@@ -107,87 +117,149 @@ def report_write(
     ------
     AnalysisError
         Input that cannot be analysed at all (see :func:`analysis.load.ratings_load`,
-        :func:`analysis.exclusions.exclusions_apply`); statistics that cannot be computed
-        for one dimension or model are reported as "not computable" instead.
+        :func:`analysis.exclusions.exclusions_apply`), a reference condition or covariate
+        that is not in the data, an override the plan does not accept; statistics that
+        cannot be computed for one dimension or model are reported as "not computable".
     """
     out_dir = Path(out_dir)
-    problems = _Problems()
+    plan = plan if plan is not None else plan_load("standard")
+    problems = Problems()
     with _stage(timings, "load"):
-        data = ratings_load(ratings, reference=reference)
-        covariates_check(data, covariates)
-        _check_variation(data)
-    with _stage(timings, "exclusions"):
-        excluded = exclusions_apply(
-            data,
-            min_seconds_per_item=min_seconds_per_item,
+        data = ratings_load(ratings)
+        all_conditions = conditions_check(data, reference=reference)
+        if (
+            reference is not None
+            and plan.regression.reference == REFERENCE_AUTO
+            and reference == reference_default(all_conditions)
+        ):
+            reference = None
+        used, deviations = plan_override(
+            plan,
+            reference=reference,
             drop_outliers=drop_outliers,
+            covariates=covariates,
+            min_seconds_per_item=min_seconds_per_item,
             attention_fail_threshold=attention_fail_threshold,
         )
-        kept = excluded.kept
-        conditions = conditions_check(kept, reference=reference)
-        reference = reference or reference_default(conditions)
+        named_reference = _reference_check(used, all_conditions)
+        covariates_check(data, used.regression.covariates)
+        length = length_column(data, used.regression.length)
+        _check_variation(data)
+    with _stage(timings, "exclusions"):
+        frames, table = _exclusions(data, used)
+        conditions = conditions_check(frames["tests"], reference=named_reference)
+        reference_used = named_reference or reference_default(conditions)
     with _stage(timings, "descriptives"):
-        desc = descriptives(kept, dvs=DVS)
+        desc = descriptives(frames["descriptives"], dvs=DVS)
     with _stage(timings, "differences"):
-        differences = _differences(kept, problems)
+        differences, not_run = _differences(
+            frames["tests"], used.tests, used.effect_sizes, problems
+        )
+    regression = used.regression
+    fit_data = frames["regression"]
     with _stage(timings, "ols"):
-        ols = problems.attempt("regression ols", lambda: ols_fit(kept, reference=reference))
+        ols_options = {"reference": reference_used, "length": length, "se": regression.se}
+        ols = problems.attempt("regression ols", partial(ols_fit, fit_data, **ols_options))
         ols_cov = (
             problems.attempt(
                 "regression ols_covariates",
-                lambda: ols_fit(kept, reference=reference, covariates=covariates),
+                partial(ols_fit, fit_data, covariates=regression.covariates, **ols_options),
             )
-            if covariates
+            if regression.covariates
             else None
         )
     with _stage(timings, "ordinal"):
-        ordinal = {
-            dim: problems.attempt(
-                f"ordinal {dim}", partial(ordinal_fit, kept, dv=dim, reference=reference)
-            )
-            for dim in DIMENSIONS
-        }
+        ordinal = (
+            {
+                dim: problems.attempt(
+                    f"ordinal {dim}",
+                    partial(ordinal_fit, fit_data, dv=dim, reference=reference_used, length=length),
+                )
+                for dim in DIMENSIONS
+            }
+            if regression.ordinal
+            else None
+        )
     with _stage(timings, "mixed"):
-        mixed = problems.attempt("regression mixed", lambda: mixed_fit(kept, reference=reference))
+        mixed = (
+            problems.attempt(
+                "regression mixed",
+                partial(mixed_fit, fit_data, reference=reference_used, length=length),
+            )
+            if regression.mixed
+            else None
+        )
     with _stage(timings, "reliability"):
-        reliability = _reliability(kept, problems)
+        reliability = (
+            _reliability(frames["reliability"], problems) if used.reliability.enabled else None
+        )
     with _stage(timings, "accuracy"):
-        if accuracy is not None:
-            accuracy = accuracy_variants_combine(accuracy)
         acc = (
-            problems.attempt("accuracy anova", partial(accuracy_anova, accuracy))
+            problems.attempt("accuracy anova", partial(accuracy_analyse, accuracy, used.accuracy))
             if accuracy is not None
             else None
         )
     with _stage(timings, "figures"):
-        pngs = _figures(kept, desc, ols, mixed, accuracy if acc is not None else None)
-    summary = _summary(
+        pngs = _figures(frames["descriptives"], desc, ols, mixed, acc, length)
+    results = Results(
         data=data,
-        kept=kept,
+        frames=frames,
         conditions=conditions,
-        reference=reference,
-        options={
-            "reference": reference,
-            "drop_outliers": drop_outliers,
-            "covariates": list(covariates),
-            "min_seconds_per_item": min_seconds_per_item,
-            "attention_fail_threshold": attention_fail_threshold,
-        },
-        exclusions=excluded.table,
+        reference=reference_used,
+        plan=plan,
+        used=used,
+        deviations=deviations,
+        registered_sha256=registered_sha256,
+        exclusions=table,
         desc=desc,
         differences=differences,
+        not_run=not_run,
         models={"ols": ols, "ols_covariates": ols_cov, "mixed": mixed},
         ordinal=ordinal,
         reliability=reliability,
-        acc=acc,
+        accuracy=acc,
         problems=problems,
     )
+    summary = summary_build(results)
     with _stage(timings, "write"):
-        tables = _tables(
-            excluded.table, desc, differences, ols, ols_cov, mixed, ordinal, reliability, acc
-        )
-        _write(out_dir, summary, tables, pngs)
+        _write(out_dir, summary, _tables(results), pngs)
     return summary
+
+
+def _reference_check(used: AnalysisPlan, conditions: list[str]) -> str | None:
+    reference = used.regression.reference
+    if reference == REFERENCE_AUTO:
+        return None
+    if reference not in conditions:
+        raise AnalysisError(
+            f"regression.reference {reference!r} of plan {used.name!r} is not in the data; "
+            f"conditions are: {', '.join(conditions)} (or 'auto')"
+        )
+    return reference
+
+
+def _exclusions(
+    data: pd.DataFrame, used: AnalysisPlan
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    rules, outliers = used.exclusions, used.outliers
+    everywhere = set(outliers.applies_to) == set(ANALYSES)
+    excluded = exclusions_apply(
+        data,
+        researcher=rules.researcher,
+        attention_fail_threshold=rules.attention_fail_threshold if rules.attention else None,
+        straight_lining=rules.straight_lining,
+        min_seconds_per_item=rules.min_seconds_per_item if rules.too_fast else None,
+        drop_outliers=outliers.enabled,
+        outlier_multiplier=outliers.multiplier,
+        outliers_for=None if everywhere else ", ".join(outliers.applies_to),
+    )
+    frames: dict[str, pd.DataFrame] = {
+        name: excluded.trimmed
+        if outliers.enabled and name in outliers.applies_to
+        else excluded.kept
+        for name in ANALYSES
+    }
+    return frames, excluded.table
 
 
 def _check_variation(data: pd.DataFrame) -> None:
@@ -199,24 +271,62 @@ def _check_variation(data: pd.DataFrame) -> None:
 
 
 def _differences(
-    kept: pd.DataFrame, problems: _Problems
-) -> dict[str, dict[str, pd.DataFrame | None]]:
-    tests: dict[str, Callable[..., pd.DataFrame]] = {
-        "anova": anova_oneway,
-        "kruskal": kruskal,
-        "levene": levene,
-        "shapiro": shapiro,
-        "tukey": tukey_hsd,
-        "dunn-bonferroni": partial(dunn, p_adjust_method="bonferroni"),
-        "dunn-holm": partial(dunn, p_adjust_method="holm"),
-    }
-    return {
-        name: {dv: problems.attempt(f"{name} {dv}", partial(test, kept, dv=dv)) for dv in DVS}
-        for name, test in tests.items()
-    }
+    data: pd.DataFrame,
+    settings: DifferenceSettings,
+    effects: EffectSizeSettings,
+    problems: Problems,
+) -> tuple[Differences, list[dict[str, str]]]:
+    differences: Differences = dict.fromkeys(DIFFERENCE_TESTS)
+    not_run: list[dict[str, str]] = []
+
+    def run(
+        name: str, test: Callable[..., pd.DataFrame], dvs: Sequence[str] = DVS
+    ) -> dict[str, pd.DataFrame | None]:
+        return {
+            dv: problems.attempt(f"{name} {dv}", partial(test, data, dv=dv)) if dv in dvs else None
+            for dv in DVS
+        }
+
+    def gate(omnibus: str, label: str, method: str) -> list[str]:
+        # Which dimensions get pairwise comparisons: all, or those whose omnibus test is
+        # significant at alpha; the others are recorded with the reason.
+        tables = differences[omnibus]
+        if settings.posthoc_when == "always" or tables is None:
+            return list(DVS)
+        chosen = []
+        for dv in DVS:
+            table = tables[dv]
+            if table is None:
+                reason = f"{label} not computable"
+            elif float(table["p"].iloc[0]) < settings.alpha:
+                chosen.append(dv)
+                continue
+            else:
+                reason = f"{label} p = {float(table['p'].iloc[0]):.4f} ≥ α = {settings.alpha:g}"
+            not_run.append({"dimension": dv, "method": method, "reason": reason})
+        return chosen
+
+    if settings.anova:
+        differences["anova"] = run("anova", anova_oneway)
+    if settings.kruskal:
+        differences["kruskal"] = run("kruskal", kruskal)
+    if settings.assumption_checks:
+        differences["levene"] = run("levene", levene)
+        differences["shapiro"] = run("shapiro", shapiro)
+    if "tukey" in settings.posthoc:
+        differences["tukey"] = run("tukey", tukey_hsd, gate("anova", "ANOVA", "tukey"))
+    if "dunn" in settings.posthoc:
+        dvs = gate("kruskal", "Kruskal–Wallis", "dunn")
+        for correction in settings.corrections:
+            differences[f"dunn-{correction}"] = run(
+                f"dunn-{correction}", partial(dunn, p_adjust_method=correction), dvs
+            )
+    if effects.vargha_delaney:
+        differences["vda"] = run("vda", vargha_delaney, gate("kruskal", "Kruskal–Wallis", "vda"))
+    return differences, not_run
 
 
-def _reliability(kept: pd.DataFrame, problems: _Problems) -> dict[str, Any]:
+def _reliability(kept: pd.DataFrame, problems: Problems) -> dict[str, Any]:
     return {
         "cronbach_alpha": problems.attempt(
             "reliability cronbach_alpha", lambda: cronbach_alpha(kept, items=DIMENSIONS)
@@ -232,224 +342,74 @@ def _reliability(kept: pd.DataFrame, problems: _Problems) -> dict[str, Any]:
 
 
 def _figures(
-    kept: pd.DataFrame,
+    described: pd.DataFrame,
     desc: pd.DataFrame,
     ols: ModelFit | None,
     mixed: ModelFit | None,
-    accuracy: pd.DataFrame | None,
+    accuracy: AccuracyResult | None,
+    length: str,
 ) -> dict[str, bytes]:
     made = {
         "means": figures.figure_means(desc),
-        "distributions": figures.figure_distributions(kept, dims=DVS),
+        "distributions": figures.figure_distributions(described, dims=DVS),
     }
     coefficient_tables = {f"{m.name.upper()}": m.coef for m in (ols, mixed) if m is not None}
     if coefficient_tables:
         made["coefficients"] = figures.figure_coefficients(
-            coefficient_tables, exclude=("Intercept", "explanation_length")
+            coefficient_tables, exclude=("Intercept", length)
         )
     if accuracy is not None:
-        made["interaction"] = figures.figure_interaction(accuracy)
+        made["interaction"] = figures.figure_interaction(accuracy.runs)
     return {name: figures.figure_png(figure) for name, figure in made.items()}
 
 
-def clean(value: Any) -> Any:
-    """JSON-ready copy: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _tables(results: Results) -> dict[str, pd.DataFrame]:
+    differences = results.differences
+    effects = results.used.effect_sizes
 
-
-def _record(table: pd.DataFrame | None, keys: Sequence[str], reason: str | None) -> dict[str, Any]:
-    if table is None:
-        return {**dict.fromkeys(keys), "not_computable": reason}
-    return {k: table.iloc[0][k] for k in keys}
-
-
-def _model_json(fit: ModelFit | None, reason: str | None) -> dict[str, Any] | None:
-    if fit is None:
-        return None if reason is None else {"not_computable": reason}
-    coef = {
-        row.term: {
-            "estimate": row.estimate,
-            "se": row.se,
-            "p": row.p,
-            "statistic": row.statistic,
-            "ci_low": row.ci_low,
-            "ci_high": row.ci_high,
-        }
-        for row in fit.coef.itertuples()
-    }
-    extra = dict(fit.stats.items())
-    return {
-        "formula": fit.formula,
-        "n": fit.n,
-        **extra,
-        "coef": coef,
-        "warnings": list(fit.warnings),
-    }
-
-
-def _summary(
-    *,
-    data: pd.DataFrame,
-    kept: pd.DataFrame,
-    conditions: list[str],
-    reference: str,
-    options: dict[str, Any],
-    exclusions: pd.DataFrame,
-    desc: pd.DataFrame,
-    differences: dict[str, dict[str, pd.DataFrame | None]],
-    models: dict[str, ModelFit | None],
-    ordinal: dict[str, ModelFit | None],
-    reliability: dict[str, Any],
-    acc: AccuracyAnova | None,
-    problems: _Problems,
-) -> dict[str, Any]:
-    posthoc: dict[str, list[dict[str, Any]]] = {}
-    for dv in DVS:
-        entries: list[dict[str, Any]] = []
-        for name, statistic in (("tukey", "q"), ("dunn-bonferroni", "z"), ("dunn-holm", "z")):
-            table = differences[name][dv]
-            if table is not None:
-                entries.extend(
-                    {
-                        "a": r["a"],
-                        "b": r["b"],
-                        "statistic": r[statistic],
-                        "p_adj": r["p_adj"],
-                        "method": r["method"],
-                    }
-                    for r in table.to_dict("records")
-                )
-        posthoc[dv] = entries
-    loadings = reliability["loadings"]
-
-    def per_dv(test: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {
-            dv: _record(differences[test][dv], keys, problems.reason(f"{test} {dv}")) for dv in DVS
-        }
-
-    summary = {
-        "n_participants": int(kept["participant"].nunique()),
-        "n_ratings": len(kept),
-        "conditions": conditions,
-        "dimensions": list(DVS),
-        "anova": per_dv("anova", ("F", "df_between", "df_within", "p", "eta_sq")),
-        "kruskal": per_dv("kruskal", ("H", "df", "p", "epsilon_sq")),
-        "posthoc": posthoc,
-        "regression": {
-            "ols": _model_json(models["ols"], problems.reason("regression ols")),
-            "ols_covariates": _model_json(
-                models["ols_covariates"], problems.reason("regression ols_covariates")
-            ),
-            "mixed": _model_json(models["mixed"], problems.reason("regression mixed")),
-            "ordinal": {
-                dim: _model_json(fit, problems.reason(f"ordinal {dim}"))
-                for dim, fit in ordinal.items()
-            },
-        },
-        "reference": reference,
-        "options": options,
-        "input": {"n_participants": int(data["participant"].nunique()), "n_ratings": len(data)},
-        "exclusions": exclusions.to_dict("records"),
-        "descriptives": {
-            dv: {
-                r["condition"]: {
-                    k: r[k] for k in ("n", "mean", "sd", "se", "median", "ci_low", "ci_high")
-                }
-                for r in rows.to_dict("records")
-            }
-            for dv, rows in desc.groupby("dimension", sort=False)
-        },
-        "levene": per_dv("levene", ("W", "df_between", "df_within", "p")),
-        "shapiro": {
-            dv: (
-                t.drop(columns="note").to_dict("records")
-                if t is not None
-                else {"not_computable": problems.reason(f"shapiro {dv}")}
-            )
-            for dv, t in differences["shapiro"].items()
-        },
-        "reliability": {
-            "cronbach_alpha": reliability["cronbach_alpha"],
-            "mcdonald_omega": reliability["mcdonald_omega"],
-            "loadings": None
-            if loadings is None
-            else dict(zip(loadings["item"], loadings["loading"], strict=True)),
-            "method_omega": "one-factor maximum-likelihood model on the item correlations; omega of the raw sum score",
-            "not_computable": [p for p in problems.items if p["what"].startswith("reliability")]
-            or None,
-        },
-        "not_computable": problems.items,
-    }
-    if acc is not None:
-        summary["accuracy"] = {
-            "anova": acc.anova.to_dict("records"),
-            "tukey": acc.tukey.to_dict("records"),
-            "notes": list(acc.notes),
-        }
-    elif problems.reason("accuracy anova"):
-        summary["accuracy"] = {"not_computable": problems.reason("accuracy anova")}
-    return clean(summary)
-
-
-def _tables(
-    exclusions: pd.DataFrame,
-    desc: pd.DataFrame,
-    differences: dict[str, dict[str, pd.DataFrame | None]],
-    ols: ModelFit | None,
-    ols_cov: ModelFit | None,
-    mixed: ModelFit | None,
-    ordinal: dict[str, ModelFit | None],
-    reliability: dict[str, Any],
-    acc: AccuracyAnova | None,
-) -> dict[str, pd.DataFrame]:
     def stacked(parts: dict[str, pd.DataFrame | None], key: str = "dimension") -> pd.DataFrame:
         frames = [
             t.assign(**{key: name})[[key, *t.columns]] for name, t in parts.items() if t is not None
         ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({key: []})
 
-    tables = {
-        "exclusions": exclusions,
-        "descriptives": desc,
-        **{
-            name: stacked(differences[name])
-            for name in ("anova", "kruskal", "levene", "shapiro", "tukey")
-        },
-        "dunn": pd.concat(
-            [stacked(differences["dunn-bonferroni"]), stacked(differences["dunn-holm"])],
-            ignore_index=True,
-        ),
-        "regression_ordinal": stacked(
-            {dim: fit.coef if fit else None for dim, fit in ordinal.items()}
-        ),
-        "correlations": reliability["correlations"],
-        "reliability": pd.DataFrame(
+    tables: dict[str, pd.DataFrame] = {
+        "exclusions": results.exclusions,
+        "descriptives": results.desc,
+    }
+    for name in ("anova", "kruskal", "levene", "shapiro", "tukey", "vda"):
+        parts = differences[name]
+        if parts is not None:
+            tables[name] = stacked(parts)
+    hidden = {"anova": "eta_sq", "kruskal": "epsilon_sq"}
+    for name, column in hidden.items():
+        if name in tables and not getattr(effects, column) and column in tables[name]:
+            tables[name] = tables[name].drop(columns=column)
+    dunn_parts = [differences[n] for n in ("dunn-bonferroni", "dunn-holm")]
+    dunn_tables = [stacked(parts) for parts in dunn_parts if parts is not None]
+    if dunn_tables:
+        tables["dunn"] = pd.concat(dunn_tables, ignore_index=True)
+    if results.ordinal is not None:
+        tables["regression_ordinal"] = stacked(
+            {dim: fit.coef if fit else None for dim, fit in results.ordinal.items()}
+        )
+    for name, fit in results.models.items():
+        if fit is not None:
+            tables[f"regression_{name}"] = fit.coef
+    reliability = results.reliability
+    if reliability is not None:
+        tables["correlations"] = reliability["correlations"]
+        tables["reliability"] = pd.DataFrame(
             {
                 "coefficient": ["cronbach_alpha", "mcdonald_omega"],
                 "value": [reliability["cronbach_alpha"], reliability["mcdonald_omega"]],
             }
-        ),
-    }
-    for name, fit in (
-        ("regression_ols", ols),
-        ("regression_ols_covariates", ols_cov),
-        ("regression_mixed", mixed),
-    ):
-        if fit is not None:
-            tables[name] = fit.coef
-    if reliability["loadings"] is not None:
-        tables["factor_loadings"] = reliability["loadings"]
-    if acc is not None:
-        tables["accuracy_anova"] = acc.anova
-        tables["accuracy_tukey"] = acc.tukey
+        )
+        if reliability["loadings"] is not None:
+            tables["factor_loadings"] = reliability["loadings"]
+    if results.accuracy is not None:
+        tables["accuracy_anova"] = results.accuracy.anova
+        tables["accuracy_tukey"] = results.accuracy.tukey
     return tables
 
 
@@ -460,7 +420,8 @@ def _write(
         (out_dir / "tables").mkdir(parents=True, exist_ok=True)
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
         for name, table in tables.items():
-            table.to_csv(out_dir / "tables" / f"{name}.csv", index=False)
+            # Escaped: a condition name such as "+MT:x" is no formula in a spreadsheet.
+            frame_escape(table).to_csv(out_dir / "tables" / f"{name}.csv", index=False)
         for name, png in pngs.items():
             (out_dir / "figures" / f"{name}.png").write_bytes(png)
         (out_dir / "summary.json").write_text(

@@ -55,7 +55,8 @@ def ratings_simulate(
     Returns
     -------
     pandas.DataFrame
-        One row per rated item, in the ratings-export column order.
+        One row per rated item, in the ratings-export column order. Every explanation has
+        a length in words and in characters (4.5–6.5 characters a word, spaces included).
 
     Examples
     --------
@@ -111,4 +112,12 @@ def ratings_simulate(
         columns["gender"] = rng.choice(
             ["female", "male", "other"], p=[0.48, 0.48, 0.04], size=n_participants
         )[participant_idx]
-    return pd.DataFrame(columns)
+    # Drawn last, so that every other column equals what the same seed gave before.
+    chars_per_word = rng.uniform(4.5, 6.5, size=(n_questions, n_cond))
+    frame = pd.DataFrame(columns)
+    frame.insert(
+        list(frame.columns).index("explanation_length") + 1,
+        "explanation_chars",
+        np.rint(length * chars_per_word[question_idx, condition_idx]).astype(int),
+    )
+    return frame

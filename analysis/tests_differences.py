@@ -13,6 +13,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from analysis.errors import AnalysisError
 
@@ -235,26 +236,21 @@ def _studentized_range_critical(k: int, df: int) -> float:
 
 
 def p_adjust(p_values: np.ndarray | list[float], method: str) -> np.ndarray:
-    """Adjust p-values for multiple comparisons (Bonferroni or Holm's step-down).
+    """Adjust p-values for multiple comparisons (Bonferroni, capped at 1, or Holm's step-down).
 
     Examples
     --------
     >>> p_adjust([0.01, 0.04, 0.03], "holm").round(2).tolist()
     [0.03, 0.06, 0.06]
     """
+    if method not in P_ADJUST_METHODS:
+        raise AnalysisError(
+            f"unknown p-value adjustment {method!r}; use one of: {', '.join(P_ADJUST_METHODS)}"
+        )
     p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    if method == "bonferroni":
-        return np.minimum(1.0, p * m)
-    if method == "holm":
-        order = np.argsort(p)
-        stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-        adjusted = np.empty(m)
-        adjusted[order] = np.minimum(1.0, stepped)
-        return adjusted
-    raise AnalysisError(
-        f"unknown p-value adjustment {method!r}; use one of: {', '.join(P_ADJUST_METHODS)}"
-    )
+    if len(p) == 0:
+        return p
+    return np.asarray(multipletests(p, method=method)[1], dtype=float)
 
 
 def dunn(
@@ -265,7 +261,9 @@ def dunn(
     All observations are ranked together (average ranks for ties). For groups a and b,
     ``z = (R_b - R_a) / sqrt((N(N+1)/12 - sum(t^3 - t) / (12(N-1))) * (1/n_a + 1/n_b))``,
     where R are mean ranks and t the sizes of the tied groups; p is two-sided normal,
-    then adjusted over all pairs.
+    then adjusted over all pairs (Bonferroni capped at 1). These are the conventions of
+    R's ``rstatix::dunn_test`` (the z sign: second group minus first); ``dunn.test`` and
+    FSA differ in sign or adjustment.
 
     Returns
     -------

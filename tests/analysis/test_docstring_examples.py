@@ -8,8 +8,10 @@ import pytest
 MODULES = [
     "analysis.accuracy",
     "analysis.descriptives",
+    "analysis.effect_sizes",
     "analysis.exclusions",
     "analysis.load",
+    "analysis.plan",
     "analysis.regression",
     "analysis.reliability",
     "analysis.simulate",

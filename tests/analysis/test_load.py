@@ -8,6 +8,7 @@ from analysis.load import (
     DIMENSIONS,
     RATINGS_COLUMNS,
     conditions_check,
+    length_column,
     ratings_load,
     reference_default,
 )
@@ -157,3 +158,34 @@ def test_conditions_and_default_reference():
     assert conditions_check(pd.DataFrame({"condition": ["b", "a"]})) == ["a", "b"]
     assert reference_default(["MT+CF:revised", "CF:original", "MT:original"]) == "CF:original"
     assert reference_default(["MT+CF:revised", "MT:original"]) == "MT+CF:revised"
+
+
+def test_an_export_without_character_lengths_still_loads(csv_path):
+    _rewrite(csv_path, lambda df: df.drop(columns="explanation_chars"))
+    df = ratings_load(csv_path)
+    assert "explanation_chars" not in df.columns
+    assert length_column(df, "words") == "explanation_length"
+    with pytest.raises(
+        AnalysisError,
+        match=r"^regression.length = 'chars' needs the column explanation_chars, which these "
+        r"ratings lack \(an export made before it was added\); export the ratings again or use "
+        r"regression.length = 'words'$",
+    ):
+        length_column(df, "chars")
+
+
+def test_character_lengths_are_numbers(csv_path):
+    df = ratings_load(csv_path)
+    assert df["explanation_chars"].dtype == float
+    assert (df["explanation_chars"] > df["explanation_length"]).all()
+    assert length_column(df, "chars") == "explanation_chars"
+
+    def blank(frame):
+        frame.loc[3, "explanation_chars"] = "long"
+        return frame
+
+    _rewrite(csv_path, blank)
+    with pytest.raises(
+        AnalysisError, match=r"^explanation_chars must be a number ≥ 0; line 5 has 'long'$"
+    ):
+        ratings_load(csv_path)

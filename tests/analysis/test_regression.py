@@ -158,3 +158,47 @@ def test_models_of_a_constant_outcome_or_single_rating_participants_are_refused(
     one_each = study.assign(participant=[f"x{i}" for i in range(len(study))])
     with pytest.raises(AnalysisError, match="two or more ratings"):
         mixed_fit(one_each, reference=REF)
+
+
+@pytest.mark.parametrize(
+    ("se", "fit_options"),
+    [
+        ("classical", {}),
+        ("HC3", {"cov_type": "HC3"}),
+        ("cluster", {"cov_type": "cluster"}),
+    ],
+)
+def test_each_kind_of_standard_error_matches_statsmodels(study, se, fit_options):
+    if se == "cluster":
+        fit_options = {**fit_options, "cov_kwds": {"groups": pd.factorize(study["participant"])[0]}}
+    expected = smf.ols(
+        f"quality ~ C(condition, Treatment(reference='{REF}')) + explanation_chars", data=study
+    ).fit(**fit_options)
+    fit = ols_fit(study, reference=REF, length="explanation_chars", se=se)
+    coef = fit.coef.set_index("term")
+    for term in coef.index:
+        assert coef.loc[term, "estimate"] == pytest.approx(expected.params[_patsy_term(term)])
+        assert coef.loc[term, "se"] == pytest.approx(expected.bse[_patsy_term(term)]), term
+        assert coef.loc[term, "p"] == pytest.approx(expected.pvalues[_patsy_term(term)]), term
+    assert fit.stats["se_kind"] == se
+    assert fit.formula.endswith("+ explanation_chars")
+
+
+def test_the_three_kinds_of_standard_error_differ(study):
+    ses = {
+        se: ols_fit(study, reference=REF, se=se)
+        .coef.set_index("term")
+        .loc["explanation_length", "se"]
+        for se in ("classical", "HC3", "cluster")
+    }
+    assert len(set(ses.values())) == 3
+
+
+def test_cluster_errors_with_one_cluster_fall_back_to_classical(study):
+    fit = ols_fit(study.assign(participant="one"), reference=REF, se="cluster")
+    classical = ols_fit(study, reference=REF, se="classical")
+    assert fit.stats["se_kind"] == "classical"
+    assert fit.stats["cov_type"] == "classical (one cluster or none)"
+    assert fit.coef["se"].tolist() == pytest.approx(classical.coef["se"].tolist())
+    with pytest.raises(AnalysisError, match="unknown standard errors 'robust'"):
+        ols_fit(study, reference=REF, se="robust")

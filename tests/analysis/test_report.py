@@ -127,7 +127,7 @@ def test_tables_and_figures_are_written_at_full_precision(report):
     expected_tables = {
         "exclusions", "descriptives", "anova", "kruskal", "levene", "shapiro", "tukey", "dunn",
         "regression_ols", "regression_ols_covariates", "regression_mixed", "regression_ordinal",
-        "reliability", "factor_loadings", "correlations", "accuracy_anova", "accuracy_tukey",
+        "reliability", "factor_loadings", "correlations", "accuracy_anova", "accuracy_tukey", "vda",
     }  # fmt: skip
     assert {p.stem for p in (out / "tables").glob("*.csv")} == expected_tables
     assert {p.stem for p in (out / "figures").glob("*.png")} == {
@@ -184,6 +184,23 @@ def test_the_html_report_embeds_every_figure(report):
         data = base64.b64encode((out / "figures" / f"{name}.png").read_bytes()).decode()
         assert f"data:image/png;base64,{data}" in embedded
     assert not soup.find_all(["script", "link"])  # self-contained
+
+
+def test_the_html_report_carries_its_own_content_security_policy(report):
+    # Opened from disk, no server sends a policy: the page's own allows inline data only.
+    _, out = report
+    soup = BeautifulSoup((out / "report.html").read_text(), "html.parser")
+    policies = soup.find_all("meta", attrs={"http-equiv": "Content-Security-Policy"})
+    assert len(policies) == 1
+    directives = dict(
+        part.strip().split(" ", 1) for part in policies[0]["content"].split(";") if part.strip()
+    )
+    assert directives == {
+        "default-src": "'none'",
+        "img-src": "data:",
+        "style-src": "'unsafe-inline'",
+    }
+    assert soup.head.find("meta", attrs={"http-equiv": True}) is policies[0]
 
 
 def test_a_constant_dimension_is_reported_as_not_computable(tmp_path):
