@@ -1,9 +1,10 @@
 """The run configuration (TOML) of ``run_distillation``, parsed and checked in one place.
 
 A run file has the tables ``[run]``, ``[data]``, ``[teacher]``, ``[training]`` (with an
-optional ``[training.tiny_t5]``), ``[[students]]`` and ``[study]``. ``[data]`` and ``[teacher]``
-are parsed by :mod:`distillation.teacher_config`; this module parses the rest and composes
-them. Every wrong key or value raises :class:`ConfigError` naming the key and what is accepted.
+optional ``[training.tiny_t5]``), ``[[students]]``, ``[study]`` and ``[analysis]``. ``[data]``
+and ``[teacher]`` are parsed by :mod:`distillation.teacher_config`; this module parses the rest
+and composes them. Every wrong key or value raises :class:`ConfigError` naming the key and what
+is accepted. Training settings left out take the paper's values (``distillation.recipe``).
 
 Example::
 
@@ -13,13 +14,18 @@ Example::
 
     [training]
     steps = 300
-    batch_size = 8
+    batch_size = 64               # examples per optimiser step
+    per_device_batch_size = 16    # what one device takes per pass; the rest is accumulation
 
     [[students]]
     model = "tiny-t5"
     method = "mt+cf"
     data_variant = "revised"
     seeds = [0, 1]
+    study_seed = 0                # whose explanations go into the study
+
+    [analysis]
+    plan = "paper"                # or "standard", or the path of a plan file
 """
 
 from __future__ import annotations
@@ -32,7 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from distillation.errors import ConfigError
-from distillation.objectives import DATA_VARIANTS, METHODS, ObjectiveWeights
+from distillation.objectives import (
+    DATA_VARIANTS,
+    FACTUAL_EXPLANATIONS,
+    METHODS,
+    ObjectiveWeights,
+)
 from distillation.students import TINY_T5, TinyT5Config
 from distillation.teacher_config import (
     DataConfig,
@@ -40,12 +51,31 @@ from distillation.teacher_config import (
     data_config_from_toml,
     teacher_config_from_toml,
 )
+from distillation.toml_table import TomlTable
 
-TABLES = ("run", "data", "teacher", "training", "students", "study")
+TABLES = ("run", "data", "teacher", "training", "students", "study", "analysis")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SELECTIONS = ("last", "best_validation")
+# The plans the analysis package ships; a run may also name a plan file.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # The study importer reads a condition as METHOD:variant.
-_CONDITION = re.compile(r"^[A-Za-z0-9+_.\-]+:[A-Za-z0-9+_.\-]+$")
+_CONDITION = re.compile(r"[A-Za-z0-9+_.\-]+:[A-Za-z0-9+_.\-]+")
+
+
+@dataclass(frozen=True)
+class BatchSplit:
+    """How the examples of one optimiser step are spread over devices and accumulation."""
+
+    batch_size: int  # examples per optimiser step (the effective batch)
+    per_device: int  # examples per forward/backward pass on one device
+    accumulation: int  # passes per device before each optimiser step
+    processes: int  # devices (accelerate processes)
+
+    def line(self) -> str:
+        return (
+            f"{self.batch_size} examples per optimiser step = {self.per_device} per device "
+            f"× {self.accumulation} accumulation step(s) × {self.processes} process(es)"
+        )
 
 
 @dataclass(frozen=True)
@@ -53,31 +83,66 @@ class TrainingConfig:
     """How every student of the run is trained and evaluated (paper values as defaults)."""
 
     steps: int = 5000  # optimizer steps per student and seed
-    batch_size: int = 8  # examples per step on each device; every example brings all its views
-    gradient_accumulation_steps: int = 1
+    batch_size: int = 64  # examples per optimiser step, over all devices and accumulation steps
+    # Examples per forward/backward pass on one device (each brings all its views); the
+    # accumulation steps follow. None: the whole batch at once, shared by the devices.
+    per_device_batch_size: int | None = None
     learning_rate: float = 5e-5
     weight_decay: float = 0.0
     warmup_steps: int = 0  # then the learning rate falls linearly to 0 at the last step
     max_grad_norm: float = 1.0  # 0 turns clipping off
     mixed_precision: str = "auto"  # "auto": bf16 on GPUs that have it, else fp16; fp32 on CPU
-    eval_every: int = 500  # validation (model selection) every N steps and at the end
+    eval_every: int = 500  # validation every N steps and at the end
     checkpoint_every: int = 500  # resumable checkpoint every N steps
     log_every: int = 10  # training loss to metrics.jsonl every N steps
-    max_input_length: int = 512
-    max_target_length: int = 256
-    alpha: float = 0.5  # MT: weight of the predict loss
-    beta: float = 1.0  # CF: weight of the counterfactual loss
-    gamma: float = 0.5  # MT+CF: weight of the MT loss
+    max_input_length: int = 300  # tokens, end-of-sequence included
+    max_target_length: int = 300
+    alpha: float = 0.5  # MT: alpha·L_predict + (1 − alpha)·L_explain
+    beta: float = 0.5  # CF: beta·L_factual + (1 − beta)·L_counterfactual
+    gamma: float = 0.5  # MT+CF: gamma·L_MT + (1 − gamma)·L_CF
+    factual_explanation: str = "counterfactual_prompt"  # what MT+CF's factual view learns
     counterfactual_answer_only: bool = False  # CF loss on the answer tokens only
+    selection: str = "last"  # weights evaluated: after the last step, or best on validation
     eval_batch_size: int = 32
-    answer_max_new_tokens: int = 16  # generation limit when only an answer is expected
-    explanation_max_new_tokens: int = 128  # generation limit for explanations
+    answer_max_new_tokens: int = 16  # generation cap when only an answer is expected
+    explanation_max_new_tokens: int = 512  # generation cap for explanations
+    # A run fails when more than this share of a generation's outputs hit their cap.
+    max_truncated_fraction: float = 0.01
     validation_limit: int | None = None  # validate on at most N validation questions
     tiny_t5: TinyT5Config = field(default_factory=TinyT5Config)
 
     @property
     def objective(self) -> ObjectiveWeights:
         return ObjectiveWeights(alpha=self.alpha, beta=self.beta, gamma=self.gamma)
+
+    def batch_split(self, processes: int = 1) -> BatchSplit:
+        """Per-device batch and accumulation steps that give ``batch_size`` on ``processes``."""
+        per_device = self.per_device_batch_size
+        if per_device is None:
+            if self.batch_size % processes:
+                raise ConfigError(
+                    f"training.batch_size = {self.batch_size} cannot be shared equally by "
+                    f"{processes} processes; set a batch_size that {processes} divides, or "
+                    "training.per_device_batch_size"
+                )
+            per_device = self.batch_size // processes
+        pass_size = per_device * processes
+        if self.batch_size % pass_size:
+            accepted = [
+                n for n in range(1, self.batch_size + 1) if self.batch_size % (n * processes) == 0
+            ]
+            raise ConfigError(
+                f"training.batch_size = {self.batch_size} is not a whole number of passes of "
+                f"training.per_device_batch_size = {per_device} on {processes} process(es); "
+                f"accepted per_device_batch_size values here: "
+                f"{', '.join(map(str, accepted)) or 'none (change batch_size)'}"
+            )
+        return BatchSplit(
+            batch_size=self.batch_size,
+            per_device=per_device,
+            accumulation=self.batch_size // pass_size,
+            processes=processes,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,6 +156,9 @@ class StudentSpec:
     size: str = ""  # label for the accuracy table and ANOVA; default: the model's name
     condition: str = ""  # study condition name; default like "MT+CF:revised"
     in_study: bool = True  # its explanations go into the study's item pool
+    # The seed whose model writes the explanations, named before training (default: the first
+    # seed listed), never the best seed picked afterwards.
+    study_seed: int = 0
 
     @property
     def slug(self) -> str:
@@ -108,6 +176,15 @@ class StudyConfig:
     completion_code: str | None = None
     per_condition: int | None = None
     live: bool = True
+    # The analysis plan registered on the study (a shipped name or a plan file); None: none.
+    plan: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """The analysis plan the run's accuracy analysis follows: a shipped name or a file path."""
+
+    plan: str = "standard"
 
 
 @dataclass(frozen=True)
@@ -120,6 +197,7 @@ class RunConfig:
     training: TrainingConfig
     students: tuple[StudentSpec, ...]
     study: StudyConfig
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -153,10 +231,10 @@ def run_config_from_dict(
     for key in ("data", "teacher"):
         if key not in table:
             raise ConfigError(f"the run configuration needs a [{key}] table")
-    run = _Table(table.get("run", {}), "run")
+    run = TomlTable(table.get("run", {}), "run")
     run.only("name", "output_dir", "seed")
     name = run.string("name", "")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(
             f"run.name must be 1-100 letters, digits, '.', '_' or '-' (a folder name), got {name!r}"
         )
@@ -182,17 +260,19 @@ def run_config_from_dict(
         teacher=teacher,
         training=training_config_from_toml(table.get("training", {})),
         students=students_from_toml(table.get("students")),
-        study=study_config_from_toml(table.get("study", {})),
+        study=study_config_from_toml(table.get("study", {}), base_dir=base_dir),
+        analysis=analysis_config_from_toml(table.get("analysis", {}), base_dir=base_dir),
         source=dict(table),
     )
 
 
 def training_config_from_toml(section: Any) -> TrainingConfig:
-    t = _Table(section, "training")
+    t = TomlTable(section, "training")
+    _legacy_batch_check(t)
     accepted = [item.name for item in fields(TrainingConfig)]
     t.only(*accepted)
     defaults = TrainingConfig()
-    tiny = _Table(t.section.get("tiny_t5", {}), "training.tiny_t5")
+    tiny = TomlTable(t.section.get("tiny_t5", {}), "training.tiny_t5")
     tiny_accepted = [item.name for item in fields(TinyT5Config)]
     tiny.only(*tiny_accepted)
     tiny_defaults = TinyT5Config()
@@ -205,13 +285,10 @@ def training_config_from_toml(section: Any) -> TrainingConfig:
         for name in tiny_accepted
     }
     tiny_config = TinyT5Config(**tiny_settings)
-    validation_limit = t.section.get("validation_limit")
     config = TrainingConfig(
         steps=t.integer("steps", defaults.steps, minimum=1),
         batch_size=t.integer("batch_size", defaults.batch_size, minimum=1),
-        gradient_accumulation_steps=t.integer(
-            "gradient_accumulation_steps", defaults.gradient_accumulation_steps, minimum=1
-        ),
+        per_device_batch_size=t.optional_integer("per_device_batch_size", minimum=1),
         learning_rate=t.number("learning_rate", defaults.learning_rate, positive=True),
         weight_decay=t.number("weight_decay", defaults.weight_decay),
         warmup_steps=t.integer("warmup_steps", defaults.warmup_steps, minimum=0),
@@ -225,9 +302,13 @@ def training_config_from_toml(section: Any) -> TrainingConfig:
         alpha=t.number("alpha", defaults.alpha),
         beta=t.number("beta", defaults.beta),
         gamma=t.number("gamma", defaults.gamma),
+        factual_explanation=t.choice(
+            "factual_explanation", FACTUAL_EXPLANATIONS, defaults.factual_explanation
+        ),
         counterfactual_answer_only=t.boolean(
             "counterfactual_answer_only", defaults.counterfactual_answer_only
         ),
+        selection=t.choice("selection", SELECTIONS, defaults.selection),
         eval_batch_size=t.integer("eval_batch_size", defaults.eval_batch_size, minimum=1),
         answer_max_new_tokens=t.integer(
             "answer_max_new_tokens", defaults.answer_max_new_tokens, minimum=1
@@ -235,13 +316,31 @@ def training_config_from_toml(section: Any) -> TrainingConfig:
         explanation_max_new_tokens=t.integer(
             "explanation_max_new_tokens", defaults.explanation_max_new_tokens, minimum=1
         ),
-        validation_limit=(
-            None if validation_limit is None else t.integer("validation_limit", 0, minimum=1)
+        max_truncated_fraction=t.fraction(
+            "max_truncated_fraction", defaults.max_truncated_fraction
         ),
+        validation_limit=t.optional_integer("validation_limit", minimum=1),
         tiny_t5=tiny_config,
     )
     config.objective  # noqa: B018 - checks alpha, beta and gamma now, not at the first step
+    config.batch_split()  # one process at least must be able to run the batch
     return config
+
+
+def _legacy_batch_check(t: TomlTable) -> None:
+    """Configurations of the former batch keys get told how to say the same thing now."""
+    if "gradient_accumulation_steps" not in t.section:
+        return
+    accumulation = t.integer("gradient_accumulation_steps", 1, minimum=1)
+    per_device = t.integer("batch_size", 8, minimum=1)
+    raise ConfigError(
+        "training.gradient_accumulation_steps is no longer set: training.batch_size now counts "
+        "the examples of one optimiser step over all devices and accumulation steps, and "
+        "training.per_device_batch_size what one device takes per pass (the accumulation "
+        f"follows); for one device, batch_size = {per_device} with gradient_accumulation_steps "
+        f"= {accumulation} is batch_size = {per_device * accumulation} with "
+        f"per_device_batch_size = {per_device}"
+    )
 
 
 def students_from_toml(value: Any) -> tuple[StudentSpec, ...]:
@@ -252,7 +351,7 @@ def students_from_toml(value: Any) -> tuple[StudentSpec, ...]:
     accepted = [item.name for item in fields(StudentSpec)]
     students = []
     for number, item in enumerate(value, start=1):
-        s = _Table(item, f"students[{number}]")
+        s = TomlTable(item, f"students[{number}]")
         s.only(*accepted)
         model = s.string("model", "")
         if not model:
@@ -270,9 +369,15 @@ def students_from_toml(value: Any) -> tuple[StudentSpec, ...]:
             raise ConfigError(
                 f"students[{number}].seeds must be integers from 0 to 2**32 - 1, got {seeds}"
             )
+        study_seed = s.integer("study_seed", seeds[0])
+        if study_seed not in seeds:
+            raise ConfigError(
+                f"students[{number}].study_seed = {study_seed} is not one of its seeds; "
+                f"accepted values: {', '.join(map(str, seeds))}"
+            )
         size = s.string("size", "") or model.rstrip("/").rsplit("/", 1)[-1]
         condition = s.string("condition", "") or f"{method.upper()}:{variant}"
-        if not _CONDITION.match(condition):
+        if not _CONDITION.fullmatch(condition):
             raise ConfigError(
                 f"students[{number}].condition must look like METHOD:variant (e.g. "
                 f"'MT+CF:revised'), got {condition!r}"
@@ -286,6 +391,7 @@ def students_from_toml(value: Any) -> tuple[StudentSpec, ...]:
                 size=size,
                 condition=condition,
                 in_study=s.boolean("in_study", True),
+                study_seed=study_seed,
             )
         )
     _check_unique(students)
@@ -312,96 +418,61 @@ def _check_unique(students: list[StudentSpec]) -> None:
             conditions[student.condition] = number
 
 
-def study_config_from_toml(section: Any) -> StudyConfig:
-    s = _Table(section, "study")
-    s.only("slug", "title", "completion_code", "per_condition", "live")
+def study_config_from_toml(section: Any, *, base_dir: Path) -> StudyConfig:
+    s = TomlTable(section, "study")
+    s.only("slug", "title", "completion_code", "per_condition", "live", "plan")
     slug = s.string("slug", "demo")
-    if not re.match(r"^[-a-zA-Z0-9_]+$", slug):
+    if not re.fullmatch(r"[-a-zA-Z0-9_]+", slug):
         raise ConfigError(f"study.slug must be letters, digits, '-' or '_', got {slug!r}")
-    per_condition = s.section.get("per_condition")
     return StudyConfig(
         slug=slug,
         title=s.string("title", "") or None,
         completion_code=s.string("completion_code", "") or None,
-        per_condition=(None if per_condition is None else s.integer("per_condition", 0, minimum=1)),
+        per_condition=s.optional_integer("per_condition", minimum=1),
         live=s.boolean("live", True),
+        plan=_plan_resolve(s.string("plan", ""), "study.plan", base_dir) or None,
     )
+
+
+def analysis_config_from_toml(section: Any, *, base_dir: Path) -> AnalysisConfig:
+    """``[analysis] plan``: a shipped plan's name or a plan file, checked now, not after training."""
+    a = TomlTable(section, "analysis")
+    a.only("plan")
+    return AnalysisConfig(
+        plan=_plan_resolve(a.string("plan", AnalysisConfig.plan), "analysis.plan", base_dir)
+    )
+
+
+def _plan_resolve(plan: str, key: str, base_dir: Path) -> str:
+    """A shipped plan's name as it is, a plan file as its checked path; "" stays ""."""
+    names = _analysis_plan_names()
+    if not plan or plan in names:
+        return plan
+    path = _resolve(base_dir, Path(plan))
+    if path.suffix != ".toml" or not path.is_file():
+        raise ConfigError(
+            f"{key} = {plan!r} is neither a shipped plan nor a plan file; accepted "
+            f"values: {', '.join(names)}, or the path of an existing .toml plan file"
+        )
+    _analysis_plan_check(path, key)
+    return str(path)
+
+
+def _analysis_plan_names() -> tuple[str, ...]:
+    from analysis.plan import PLAN_NAMES
+
+    return tuple(PLAN_NAMES)
+
+
+def _analysis_plan_check(path: Path, key: str) -> None:
+    from analysis.errors import AnalysisError
+    from analysis.plan import plan_load
+
+    try:
+        plan_load(path)
+    except AnalysisError as error:
+        raise ConfigError(f"{key} {path}: {error}") from None
 
 
 def _resolve(base_dir: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base_dir / path)
-
-
-class _Table:
-    """Typed access to one TOML table; every error names ``table.key``."""
-
-    def __init__(self, section: Any, name: str) -> None:
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"[{name}] must be a table")
-        self.section = section
-        self.name = name
-
-    def only(self, *accepted: str) -> None:
-        for key in self.section:
-            if key not in accepted:
-                raise ConfigError(
-                    f"unknown key {self.name}.{key}; accepted keys: {', '.join(sorted(accepted))}"
-                )
-
-    def _value(self, key: str, default: Any, ok: bool, what: str) -> Any:
-        if key not in self.section:
-            return default
-        if not ok:
-            raise ConfigError(f"{self.name}.{key} must be {what}, got {self.section[key]!r}")
-        return self.section[key]
-
-    def string(self, key: str, default: str) -> str:
-        value = self.section.get(key)
-        return str(self._value(key, default, isinstance(value, str), "a string"))
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.section.get(key)
-        return bool(self._value(key, default, isinstance(value, bool), "true or false"))
-
-    def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:
-        value = self.section.get(key)
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        result = int(self._value(key, default, is_int, "an integer"))
-        if minimum is not None and result < minimum:
-            raise ConfigError(f"{self.name}.{key} must be at least {minimum}, got {result}")
-        return result
-
-    def number(self, key: str, default: float, *, positive: bool = False) -> float:
-        value = self.section.get(key)
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        result = float(self._value(key, default, is_number, "a number"))
-        if result < 0 or (positive and result == 0):
-            raise ConfigError(
-                f"{self.name}.{key} must be {'above' if positive else 'at least'} 0, got {result}"
-            )
-        return result
-
-    def choice(self, key: str, accepted: tuple[str, ...], default: str | None) -> str:
-        if key not in self.section and default is None:
-            raise ConfigError(
-                f"{self.name}.{key} is required; accepted values: {', '.join(accepted)}"
-            )
-        value = self.section.get(key, default)
-        if value not in accepted:
-            raise ConfigError(
-                f"{self.name}.{key} = {value!r} is not accepted; accepted values: "
-                f"{', '.join(accepted)}"
-            )
-        return str(value)
-
-    def integers(self, key: str, default: list[int]) -> list[int]:
-        value = self.section.get(key, default)
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        ):
-            raise ConfigError(
-                f"{self.name}.{key} must be a non-empty list of integers, got {value!r}"
-            )
-        return list(value)

@@ -3,6 +3,11 @@
 MT and MT+CF students answer from the ``[predict]`` input; CF students from the ``[factual]``
 input, whose output ends with "So the answer is <choice>". A prediction is correct when its
 normalised text equals the normalised gold answer (exact match).
+
+Every generated output records whether it hit its cap (``max_new_tokens`` reached before the
+end-of-sequence token): a cut explanation is not the model's explanation, and a cut answer is
+no answer. ``truncation_check`` fails a generation with too many of them and names the
+setting to raise.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distillation.errors import DataError
 from distillation.features import answer_from_output, pad_rows, view_input
 from distillation.objectives import PREDICTION_VIEW, method_check
 from distillation.types import Example
@@ -32,6 +38,14 @@ def answer_normalise(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+@dataclass(frozen=True)
+class GeneratedText:
+    """One greedy output and whether generation stopped at its cap instead of ending itself."""
+
+    text: str
+    truncated: bool
+
+
 def texts_generate(
     model: Any,
     tokenizer: Any,
@@ -42,6 +56,27 @@ def texts_generate(
     max_input_length: int = 512,
 ) -> list[str]:
     """Greedy outputs for ``inputs``, generated in batches of similar length, in input order."""
+    generated = outputs_generate(
+        model,
+        tokenizer,
+        inputs,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        max_input_length=max_input_length,
+    )
+    return [output.text for output in generated]
+
+
+def outputs_generate(
+    model: Any,
+    tokenizer: Any,
+    inputs: Sequence[str],
+    *,
+    batch_size: int = 32,
+    max_new_tokens: int = 64,
+    max_input_length: int = 512,
+) -> list[GeneratedText]:
+    """``texts_generate`` with, per output, whether it was cut at ``max_new_tokens``."""
     if not inputs:
         return []
     device = next(model.parameters()).device
@@ -52,7 +87,7 @@ def texts_generate(
         for row in tokenizer(list(inputs), add_special_tokens=False)["input_ids"]
     ]
     order = np.argsort([-len(row) for row in ids], kind="stable")
-    outputs: list[str] = [""] * len(inputs)
+    outputs: list[GeneratedText] = [GeneratedText("", False)] * len(inputs)
     was_training = model.training
     model.eval()
     try:
@@ -73,8 +108,11 @@ def texts_generate(
                     num_beams=1,
                 )
                 texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-                for index, text in zip(chunk.tolist(), texts, strict=True):
-                    outputs[index] = text.strip()
+                # The first position is the decoder's start token; a row that never produced
+                # the end-of-sequence token ran until the cap.
+                ended = (generated[:, 1:] == eos).any(dim=1).tolist()
+                for index, text, end in zip(chunk.tolist(), texts, ended, strict=True):
+                    outputs[index] = GeneratedText(text.strip(), not end)
     finally:
         model.train(was_training)
     return outputs
@@ -89,9 +127,9 @@ def view_outputs(
     batch_size: int,
     max_new_tokens: int,
     max_input_length: int = 512,
-) -> list[str]:
+) -> list[GeneratedText]:
     """The generated output of ``view`` for every example."""
-    return texts_generate(
+    return outputs_generate(
         model,
         tokenizer,
         [view_input(view, example) for example in examples],
@@ -102,14 +140,56 @@ def view_outputs(
 
 
 @dataclass(frozen=True)
+class CapCount:
+    """How many outputs of one generation hit the cap that the setting ``key`` gives."""
+
+    key: str  # the run configuration key of the cap, e.g. "training.answer_max_new_tokens"
+    cap: int
+    truncated: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.truncated / self.total if self.total else 0.0
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {
+            "cap": self.key,
+            "max_new_tokens": self.cap,
+            "truncated": self.truncated,
+            "outputs": self.total,
+            "truncated_fraction": round(self.fraction, 6),
+        }
+
+
+def truncation_check(counts: Sequence[CapCount], *, limit: float, what: str) -> None:
+    """Raise ``DataError`` when more than ``limit`` of the outputs of a cap were cut."""
+    for count in counts:
+        if count.fraction > limit:
+            raise DataError(
+                f"{what}: {count.truncated} of {count.total} outputs "
+                f"({count.fraction:.1%}) hit the cap of {count.cap} new tokens, more than the "
+                f"{limit:.1%} that training.max_truncated_fraction allows; raise {count.key} "
+                "and run again (the trained weights are kept)"
+            )
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     accuracy: float
     correct: int
     total: int
     predictions: tuple[str, ...]
+    truncation: CapCount
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {"accuracy": self.accuracy, "correct": self.correct, "total": self.total}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "total": self.total,
+            "truncated": self.truncation.truncated,
+            "truncation": self.truncation.as_dict(),
+        }
 
 
 def accuracy_evaluate(
@@ -126,7 +206,10 @@ def accuracy_evaluate(
     """Exact-match accuracy of ``method``'s predictions on ``examples``."""
     view = PREDICTION_VIEW[method_check(method)]
     # A factual output explains first and answers last, so it needs the explanation budget.
-    budget = answer_max_new_tokens if view == "predict" else explanation_max_new_tokens
+    if view == "predict":
+        budget, key = answer_max_new_tokens, "training.answer_max_new_tokens"
+    else:
+        budget, key = explanation_max_new_tokens, "training.explanation_max_new_tokens"
     outputs = view_outputs(
         model,
         tokenizer,
@@ -136,7 +219,7 @@ def accuracy_evaluate(
         max_new_tokens=budget,
         max_input_length=max_input_length,
     )
-    predictions = tuple(answer_from_output(text) for text in outputs)
+    predictions = tuple(answer_from_output(output.text) for output in outputs)
     correct = sum(
         answer_normalise(prediction) == answer_normalise(example.answer)
         for prediction, example in zip(predictions, examples, strict=True)
@@ -147,6 +230,12 @@ def accuracy_evaluate(
         correct=correct,
         total=total,
         predictions=predictions,
+        truncation=CapCount(
+            key=key,
+            cap=budget,
+            truncated=sum(output.truncated for output in outputs),
+            total=len(outputs),
+        ),
     )
 
 

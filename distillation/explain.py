@@ -3,7 +3,10 @@
 One JSON Lines record per question in the format of DESIGN.md::
 
     {"condition": "MT+CF:revised", "question_id", "question", "choices", "answer",
-     "predicted_answer", "explanation", "student", "method", "data_variant", "run"}
+     "predicted_answer", "explanation", "student", "method", "data_variant", "run",
+     "truncated"}
+
+``truncated`` is true when the explanation's generation hit its cap (the text was cut).
 
 The predicted answer comes from the view the method predicts with, the explanation from the
 view it explains with (``objectives.PREDICTION_VIEW`` / ``EXPLANATION_VIEW``); for CF both come
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distillation.evaluation import answer_normalise, view_outputs
+from distillation.evaluation import CapCount, answer_normalise, view_outputs
 from distillation.features import answer_from_output, explanation_from_output
 from distillation.objectives import EXPLANATION_VIEW, PREDICTION_VIEW, method_check
 from distillation.types import Example
@@ -46,6 +49,7 @@ def choice_match(prediction: str, choices: Sequence[str]) -> str:
 class ExplanationBatch:
     records: list[dict[str, Any]]
     empty: int  # questions left out because the generated explanation was empty
+    truncation: tuple[CapCount, ...] = ()  # per generation cap: outputs that hit it
 
 
 def explanations_generate(
@@ -75,11 +79,19 @@ def explanations_generate(
         max_new_tokens=explanation_max_new_tokens,
         max_input_length=max_input_length,
     )
+    truncation = [
+        CapCount(
+            key="training.explanation_max_new_tokens",
+            cap=explanation_max_new_tokens,
+            truncated=sum(output.truncated for output in explained),
+            total=len(explained),
+        )
+    ]
     if prediction_view == explanation_view:
-        answers = [answer_from_output(text) for text in explained]
-        explanations = [explanation_from_output(text) for text in explained]
+        answers = [answer_from_output(output.text) for output in explained]
+        explanations = [explanation_from_output(output.text) for output in explained]
     else:
-        answers = view_outputs(
+        answered = view_outputs(
             model,
             tokenizer,
             examples,
@@ -88,10 +100,21 @@ def explanations_generate(
             max_new_tokens=answer_max_new_tokens,
             max_input_length=max_input_length,
         )
-        explanations = [text.strip() for text in explained]
+        truncation.append(
+            CapCount(
+                key="training.answer_max_new_tokens",
+                cap=answer_max_new_tokens,
+                truncated=sum(output.truncated for output in answered),
+                total=len(answered),
+            )
+        )
+        answers = [output.text for output in answered]
+        explanations = [output.text.strip() for output in explained]
     records = []
     empty = 0
-    for example, answer, explanation in zip(examples, answers, explanations, strict=True):
+    for example, answer, explanation, output in zip(
+        examples, answers, explanations, explained, strict=True
+    ):
         if not explanation:
             empty += 1
             continue
@@ -108,9 +131,10 @@ def explanations_generate(
                 "method": method,
                 "data_variant": data_variant,
                 "run": run,
+                "truncated": output.truncated,
             }
         )
-    return ExplanationBatch(records=records, empty=empty)
+    return ExplanationBatch(records=records, empty=empty, truncation=tuple(truncation))
 
 
 def jsonl_write(records: Iterable[dict[str, Any]], path: Path) -> int:

@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from distillation.objectives import IGNORE_INDEX, METHOD_VIEWS, VIEWS, method_check
+from distillation.objectives import (
+    FACTUAL_EXPLANATIONS,
+    IGNORE_INDEX,
+    METHOD_VIEWS,
+    VIEWS,
+    method_check,
+)
 from distillation.types import Example, TeacherExplanations
 
 ANSWER_PHRASE = "So the answer is"
@@ -150,16 +156,22 @@ def view_texts(
     method: str,
     data_variant: str,
     seed: int,
+    factual_explanation: str = "variant",
 ) -> tuple[dict[str, list[tuple[str, list[tuple[str, bool]]] | None]], dict[str, int]]:
     """The (input, target parts) of every view of every example, and the skip counts.
 
     A target is a list of (text, trained) parts: the counterfactual target's "So the answer is"
     part is marked untrained when the loss is to cover the answer tokens only. A view whose
     teacher text is empty or missing is ``None`` and counted in the skip counts.
+    ``factual_explanation = "counterfactual_prompt"`` has MT+CF's factual view learn the
+    teacher's ``gold`` explanation instead of the data variant's (CF keeps the variant's).
     """
     method_check(method)
     if data_variant not in DATA_VARIANT_FIELD:
         raise ValueError(f"unknown data variant {data_variant!r}")
+    if factual_explanation not in FACTUAL_EXPLANATIONS:
+        raise ValueError(f"unknown factual explanation source {factual_explanation!r}")
+    gold_factual = method == "mt+cf" and factual_explanation == "counterfactual_prompt"
     rng = random.Random(seed)
     texts: dict[str, list[tuple[str, list[tuple[str, bool]]] | None]] = {
         view: [] for view in METHOD_VIEWS[method]
@@ -168,16 +180,17 @@ def view_texts(
     for example in examples:
         record = teacher.get(example.id)
         explanation = _variant_explanation(record, data_variant)
+        factual = ((record.gold if record else None) or "").strip() if gold_factual else explanation
         for view in METHOD_VIEWS[method]:
             item: tuple[str, list[tuple[str, bool]]] | None = None
             if view == "predict":
                 item = (view_input(view, example), [(example.answer, True)])
             elif view == "explain" and explanation:
                 item = (view_input(view, example), [(explanation, True)])
-            elif view == "factual" and explanation:
+            elif view == "factual" and factual:
                 item = (
                     view_input(view, example),
-                    [(factual_target(explanation, example.answer), True)],
+                    [(factual_target(factual, example.answer), True)],
                 )
             elif view == "counterfactual" and record is not None:
                 choice = counterfactual_choice(example, record, rng)
@@ -201,17 +214,24 @@ def features_build(
     method: str,
     data_variant: str,
     seed: int,
-    max_input_length: int = 512,
-    max_target_length: int = 256,
+    max_input_length: int = 300,
+    max_target_length: int = 300,
     counterfactual_answer_only: bool = False,
+    factual_explanation: str = "variant",
 ) -> FeatureSet:
     """Tokenise every view of ``examples`` once.
 
     ``seed`` draws each example's counterfactual choice. Inputs and targets end with the
     end-of-sequence token; over-long ones are cut at the configured lengths.
+    ``factual_explanation`` says what MT+CF's factual view learns (see ``view_texts``).
     """
     texts, skipped = view_texts(
-        examples, teacher, method=method, data_variant=data_variant, seed=seed
+        examples,
+        teacher,
+        method=method,
+        data_variant=data_variant,
+        seed=seed,
+        factual_explanation=factual_explanation,
     )
     views: dict[str, ViewRows] = {}
     for view, items in texts.items():

@@ -4,7 +4,9 @@ Steps run in pipeline order over all examples (a critique needs the explanation 
 revision the critique). Work is cut into batches; each batch is generated, cleaned and appended
 to the store (flushed and fsynced) before the next begins, so an interrupted run loses at most
 one batch, and a rerun skips every key already stored: finished work is never repeated. The
-backend is loaded only when there is something left to generate.
+backend is loaded only when there is something left to generate. The counterfactual step also
+asks its prompt about the gold answer (stored as step ``gold``), since the paper's MT+CF
+students learn that factual explanation.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from distillation.store import (
     COUNTERFACTUAL,
     CRITIQUE,
     EXPLAIN,
+    GOLD,
     REVISE,
     StoreKey,
     TeacherRecord,
@@ -151,7 +154,9 @@ def _step_items(
     summary: GenerationSummary,
 ) -> Iterator[_Item]:
     def key(example: Example, key_step: str, choice: str = "") -> StoreKey:
-        return StoreKey(example.id, key_step, teacher.model, prompts.hashes[key_step], choice)
+        # The gold answer's explanation comes from the counterfactual template.
+        template = prompts.hashes[COUNTERFACTUAL if key_step == GOLD else key_step]
+        return StoreKey(example.id, key_step, teacher.model, template, choice)
 
     def usable_text(example: Example, key_step: str) -> str | None:
         record = latest.get(key(example, key_step))
@@ -171,13 +176,15 @@ def _step_items(
             wrong = list(dict.fromkeys(example.wrong_choices))
             if teacher.counterfactuals is not None:
                 wrong = wrong[: teacher.counterfactuals]
-            for choice in wrong:
-                item_key = key(example, step, choice)
+            # The same prompt asked about the gold answer: the paper's MT+CF factual target.
+            asked = [(GOLD, "", example.answer)] + [(step, choice, choice) for choice in wrong]
+            for key_step, choice, answer in asked:
+                item_key = key(example, key_step, choice)
                 if item_key in latest:
                     summary.skipped += 1
-                    summary.count(step, "skipped")
+                    summary.count(key_step, "skipped")
                     continue
-                yield _Item(item_key, request(prompts.counterfactual(example, choice)))
+                yield _Item(item_key, request(prompts.counterfactual(example, answer)))
             continue
         item_key = key(example, step)
         if item_key in latest:

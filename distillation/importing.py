@@ -6,9 +6,11 @@ Two sources are understood:
   columns of the published LLaMA-2 outputs: ``few_shot_positive_rationale`` (explain),
   ``few_shot_revision`` (revise), ``few_shot_critique`` with ``few_shot_revision_instruction``
   (critique) and ``counterfactual_prompt_answer_{1..5}_rationale`` (one per choice; the one of
-  the gold answer is a factual explanation and is not stored as a counterfactual);
+  the gold answer is a factual explanation, stored as step ``gold``, the others as
+  counterfactuals);
 * the project's own JSON Lines, one ``{"id", "question", "choices", "answer", "explanation",
-  "critique", "revision", "counterfactuals": {"<wrong choice>": "<text>"}}`` a line.
+  "critique", "revision", "counterfactuals": {"<wrong choice>": "<text>"}, "gold": "<text>"}``
+  a line (``gold``, optional: the counterfactual prompt's explanation of the gold answer).
 
 Empty fields are stored as failures (status ``empty``) and counted in the summary; keys already
 in the store are skipped, so importing twice writes nothing the second time.
@@ -36,6 +38,7 @@ from distillation.store import (
     CRITIQUE,
     EXPLAIN,
     EXTERNAL_TEMPLATE,
+    GOLD,
     REVISE,
     StoreKey,
     TeacherRecord,
@@ -51,7 +54,12 @@ HF_STEP_COLUMNS = {
 }
 HF_COUNTERFACTUAL_COLUMN = "counterfactual_prompt_answer_{}_rationale"
 HF_REQUEST_COLUMN = "few_shot_revision_instruction"
-NATIVE_STEP_FIELDS = {"explanation": EXPLAIN, "critique": CRITIQUE, "revision": REVISE}
+NATIVE_STEP_FIELDS = {
+    "explanation": EXPLAIN,
+    "critique": CRITIQUE,
+    "revision": REVISE,
+    "gold": GOLD,
+}
 NATIVE_TEACHER = "imported"
 # Rows per store batch: each batch is fsynced, so this bounds what a crash can lose.
 BATCH_ROWS = 1000
@@ -69,8 +77,7 @@ class ImportSummary:
     skipped_existing: int = 0
     by_step: dict[str, Counter[str]] = field(default_factory=dict)  # step -> status -> count
     empty_fields: Counter[str] = field(default_factory=Counter)
-    factual_counterfactuals: int = 0  # per-choice explanations of the gold answer, not stored
-    duplicate_choices: int = 0  # a wrong choice listed twice: its second explanation is dropped
+    duplicate_choices: int = 0  # a choice listed twice: its second explanation is dropped
     ignored_columns: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -91,15 +98,10 @@ class ImportSummary:
             )
         else:
             lines.append("  empty fields: none")
-        if self.factual_counterfactuals:
-            lines.append(
-                f"  {self.factual_counterfactuals} per-choice explanations of the gold answer "
-                "are factual and were not stored as counterfactuals"
-            )
         if self.duplicate_choices:
             lines.append(
-                f"  {self.duplicate_choices} explanations of a wrong choice listed twice in "
-                "its question were dropped"
+                f"  {self.duplicate_choices} explanations of a choice listed twice in its "
+                "question were dropped (the first one is kept)"
             )
         if self.ignored_columns:
             lines.append(f"  columns not used: {', '.join(self.ignored_columns)}")
@@ -229,12 +231,14 @@ def _hf_row_outputs(
         if column not in columns:
             continue
         raw = _text_value(row, column, summary)
-        if choice == example.answer:
-            summary.factual_counterfactuals += 1
-        elif choice in explained:
+        if choice in explained:
             summary.duplicate_choices += 1
+            continue
+        explained.add(choice)
+        # The prompt asked about the gold answer gives a factual explanation, kept as "gold".
+        if choice == example.answer:
+            yield _Output(example, GOLD, raw)
         else:
-            explained.add(choice)
             yield _Output(example, COUNTERFACTUAL, raw, choice=choice)
 
 

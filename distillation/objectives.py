@@ -5,9 +5,15 @@ example into an (input, target) pair:
 
 - ``predict``: ``[predict]`` question → the gold answer (MT, after "Distilling step-by-step");
 - ``explain``: ``[explain]`` question → the teacher's explanation (MT);
-- ``factual``: ``[factual]`` question → "<explanation> So the answer is <gold>" (CF, after SCOTT);
+- ``factual``: ``[factual]`` question → "<explanation> So the answer is <gold>" (CF, after SCOTT;
+  in MT+CF the explanation may be the teacher's gold-answer one from the counterfactual prompt,
+  see ``FACTUAL_EXPLANATIONS``);
 - ``counterfactual``: ``[counterfactual]`` question plus the teacher's explanation of a wrong
   choice → "So the answer is <that choice>" (CF).
+
+With the paper's weights (alpha = beta = gamma = 0.5) MT+CF weighs its four views equally, as
+the paper's L_combined = L_MT + L_CF with L_MT = L_answer + L_explanation and L_CF =
+L_correct + L_incorrect does (up to a common factor).
 
 A view's loss is the mean token cross-entropy over its non-padding label tokens in the batch,
 which is what a separate ``model(**batch).loss`` per view computes. ``weighted_view_loss`` gets
@@ -29,6 +35,10 @@ IGNORE_INDEX = -100
 
 METHODS = ("mt", "cf", "mt+cf")
 DATA_VARIANTS = ("original", "revised")
+# What MT+CF's factual view learns: the data variant's explanation, or (as in the paper's
+# trainer) the teacher's explanation of the gold answer written with the counterfactual prompt.
+# CF alone always learns the data variant's explanation in its factual view.
+FACTUAL_EXPLANATIONS = ("variant", "counterfactual_prompt")
 VIEWS = ("predict", "explain", "factual", "counterfactual")
 METHOD_VIEWS: dict[str, tuple[str, ...]] = {
     "mt": ("predict", "explain"),
@@ -47,7 +57,7 @@ class ObjectiveWeights:
     """Mixing weights of the objectives."""
 
     alpha: float = 0.5  # MT: alpha·L_predict + (1 − alpha)·L_explain
-    beta: float = 1.0  # CF: L_factual + beta·L_counterfactual
+    beta: float = 0.5  # CF: beta·L_factual + (1 − beta)·L_counterfactual
     gamma: float = 0.5  # MT+CF: gamma·L_MT + (1 − gamma)·L_CF
 
     def __post_init__(self) -> None:
@@ -55,8 +65,14 @@ class ObjectiveWeights:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"training.{name} must be between 0 and 1, got {value}")
-        if self.beta < 0.0:
-            raise ConfigError(f"training.beta must be zero or positive, got {self.beta}")
+        if not 0.0 < self.beta < 1.0:
+            # Configurations written for the former L_factual + beta·L_counterfactual often
+            # say beta = 1.0, which would now silently drop the counterfactual loss.
+            raise ConfigError(
+                f"training.beta must be strictly between 0 and 1, got {self.beta}: the CF loss "
+                "is beta·L_factual + (1 − beta)·L_counterfactual, and 0.5 weighs both alike "
+                "(what beta = 1.0 meant when the loss was L_factual + beta·L_counterfactual)"
+            )
 
 
 def method_check(method: str) -> str:
@@ -72,12 +88,12 @@ def view_weights(method: str, weights: ObjectiveWeights) -> dict[str, float]:
     if method == "mt":
         return {"predict": a, "explain": 1.0 - a}
     if method == "cf":
-        return {"factual": 1.0, "counterfactual": b}
+        return {"factual": b, "counterfactual": 1.0 - b}
     return {
         "predict": g * a,
         "explain": g * (1.0 - a),
-        "factual": 1.0 - g,
-        "counterfactual": (1.0 - g) * b,
+        "factual": (1.0 - g) * b,
+        "counterfactual": (1.0 - g) * (1.0 - b),
     }
 
 
@@ -113,10 +129,10 @@ def multitask_loss(
 
 
 def counterfactual_loss(
-    factual: torch.Tensor, counterfactual: torch.Tensor, *, beta: float = 1.0
+    factual: torch.Tensor, counterfactual: torch.Tensor, *, beta: float = 0.5
 ) -> torch.Tensor:
-    """CF: L_factual + beta·L_counterfactual."""
-    return factual + beta * counterfactual
+    """CF: beta·L_factual + (1 − beta)·L_counterfactual."""
+    return beta * factual + (1.0 - beta) * counterfactual
 
 
 def combined_loss(mt: torch.Tensor, cf: torch.Tensor, *, gamma: float = 0.5) -> torch.Tensor:

@@ -4,41 +4,44 @@ Everything a stage produces lives in the run folder, and a stage whose outputs a
 is skipped, so rerunning the same command resumes an interrupted run (training itself resumes
 from its last checkpoint). ``pipeline_plan`` says what would run without running it.
 
-Run folder::
-
-    config.json                 the resolved configuration and the command line
-    data/{train,validation,test}.jsonl
-    teacher/                    the teacher-output store (teacher/DONE.json when complete)
-    tokenizer/                  the Unigram tokenizer of tiny-t5 students
-    features/                   token-id caches
-    students/<student>/seed-<n>/  checkpoint/, best/, metrics.jsonl, training.json, metrics.json
-    students/<student>/explanations.jsonl
-    accuracy_runs.csv           test accuracy of every student and seed
-    accuracy.csv                mean ± sd over seeds per model × method × data variant
-    accuracy_anova/             method × size ANOVA and Tukey HSD (when the design allows)
-    explanations.jsonl          the study's item pool (students with in_study = true)
-
-The study stage needs the database, so the caller passes it in as ``study_create``.
+The run folder's layout, the completion checks and ``pipeline_plan`` live in
+:mod:`distillation.run_folder`. The study stage needs the database, so the caller passes it in
+as ``study_create``.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distillation.config import RunConfig, StudentSpec, StudyConfig
 from distillation.errors import ConfigError, DataError
-from distillation.evaluation import accuracy_evaluate, metrics_write
+from distillation.evaluation import accuracy_evaluate, metrics_write, truncation_check
 from distillation.explain import explanations_generate, jsonl_read, jsonl_write
 from distillation.features import FeatureSet, features_cached, view_texts
+from distillation.run_folder import (
+    RERUNNABLE_KEYS,
+    STAGES,
+    PlanStep,
+    RunLayout,
+    config_identity,
+    evaluated,
+    explained,
+    generation_settings,
+    pipeline_plan,
+    stages_check,
+    study_done,
+    study_marker,
+    trained,
+)
 from distillation.students import (
     TINY_T5,
     pretrained_load,
@@ -47,16 +50,27 @@ from distillation.students import (
     tokenizer_train,
 )
 from distillation.training import (
-    BEST_DIR,
     TRAINING_FILE,
     accelerator_create,
+    selected_dir,
     student_train,
-    training_complete,
     validation_loss,
 )
 from distillation.types import Example, TeacherExplanations
 
-STAGES = ("data", "teacher", "train", "evaluate", "explain", "study")
+__all__ = [
+    "STAGES",
+    "PlanStep",
+    "RunLayout",
+    "RunSummary",
+    "accuracy_anova_write",
+    "accuracy_table",
+    "pipeline_plan",
+    "pipeline_run",
+    "stages_check",
+    "summary_dict",
+]
+
 SPLITS = ("train", "validation", "test")
 ACCURACY_COLUMNS = (
     "model",
@@ -73,16 +87,6 @@ Log = Callable[[str], None]
 StudyCreate = Callable[[Path, StudyConfig], str]
 
 
-@dataclass(frozen=True)
-class PlanStep:
-    stage: str
-    item: str
-    done: bool
-
-    def line(self) -> str:
-        return f"{'done   ' if self.done else 'to do  '} {self.stage:<9} {self.item}"
-
-
 @dataclass
 class RunSummary:
     """What a pipeline run did; the Django command stores it with the run record."""
@@ -94,111 +98,6 @@ class RunSummary:
     explanations: int = 0
     study: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-class RunLayout:
-    """Where each output of a run lives."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.config = root / "config.json"
-        self.data = root / "data"
-        self.data_done = self.data / "DONE.json"
-        self.teacher = root / "teacher"
-        self.teacher_done = self.teacher / "DONE.json"
-        self.tokenizer = root / "tokenizer"
-        self.features = root / "features"
-        self.students = root / "students"
-        self.accuracy = root / "accuracy.csv"
-        self.accuracy_runs = root / "accuracy_runs.csv"
-        self.accuracy_anova = root / "accuracy_anova"
-        self.explanations = root / "explanations.jsonl"
-        self.study_done = root / "study.json"
-
-    def split(self, name: str) -> Path:
-        return self.data / f"{name}.jsonl"
-
-    def student(self, spec: StudentSpec) -> Path:
-        return self.students / spec.slug
-
-    def seed(self, spec: StudentSpec, seed: int) -> Path:
-        return self.student(spec) / f"seed-{seed}"
-
-    def student_explanations(self, spec: StudentSpec) -> Path:
-        return self.student(spec) / "explanations.jsonl"
-
-
-# -- completion checks, shared by the plan and the run ------------------------------------------
-def _trained(layout: RunLayout, spec: StudentSpec, seed: int) -> bool:
-    return training_complete(layout.seed(spec, seed))
-
-
-def _evaluated(layout: RunLayout, spec: StudentSpec, seed: int) -> bool:
-    return (layout.seed(spec, seed) / "metrics.json").is_file()
-
-
-def _study_marker(config: RunConfig, layout: RunLayout) -> dict[str, str] | None:
-    if not layout.explanations.is_file():
-        return None
-    digest = hashlib.sha256(layout.explanations.read_bytes()).hexdigest()
-    return {"slug": config.study.slug, "explanations_sha256": digest}
-
-
-def _study_done(config: RunConfig, layout: RunLayout) -> bool:
-    if not layout.study_done.is_file():
-        return False
-    marker = _study_marker(config, layout)
-    return marker is not None and json.loads(layout.study_done.read_text()) == marker
-
-
-def pipeline_plan(config: RunConfig, *, stages: Sequence[str] = STAGES) -> list[PlanStep]:
-    """Every unit of work of the requested stages, with whether it is already done."""
-    stages_check(stages)
-    layout = RunLayout(config.output_dir)
-    plan: list[PlanStep] = []
-    if "data" in stages:
-        source = f"{config.data.train}" + (
-            f" + test {config.data.test}" if config.data.test else ""
-        )
-        plan.append(PlanStep("data", f"load and split {source}", layout.data_done.is_file()))
-    if "teacher" in stages:
-        teacher = config.teacher
-        what = (
-            f"import {teacher.source}"
-            if teacher.backend == "import"
-            else f"generate with {teacher.backend} model {teacher.model} ({', '.join(teacher.steps)})"
-        )
-        plan.append(PlanStep("teacher", what, layout.teacher_done.is_file()))
-    steps = config.training.steps
-    runs = [(spec, seed) for spec in config.students for seed in spec.seeds]
-    if "train" in stages:
-        for spec, seed in runs:
-            detail = f"{spec.slug} seed {seed}: {spec.model}, {spec.method}, {spec.data_variant}, {steps} steps"
-            plan.append(PlanStep("train", detail, _trained(layout, spec, seed)))
-    if "evaluate" in stages:
-        for spec, seed in runs:
-            detail = f"{spec.slug} seed {seed}: test accuracy"
-            plan.append(PlanStep("evaluate", detail, _evaluated(layout, spec, seed)))
-    if "explain" in stages:
-        for spec in config.students:
-            done = layout.student_explanations(spec).is_file()
-            plan.append(PlanStep("explain", f"{spec.slug}: as condition {spec.condition}", done))
-    if "study" in stages:
-        plan.append(
-            PlanStep(
-                "study",
-                f"create or update study {config.study.slug!r}",
-                _study_done(config, layout),
-            )
-        )
-    return plan
-
-
-def stages_check(stages: Sequence[str]) -> list[str]:
-    unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown:
-        raise ConfigError(f"unknown stage {unknown[0]!r}; accepted stages: {', '.join(STAGES)}")
-    return [stage for stage in STAGES if stage in stages]
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -252,17 +151,23 @@ class _Run:
         return self._teacher
 
     def config_record(self) -> None:
-        """Keep the configuration beside the outputs; refuse to mix two configurations."""
+        """Keep the configuration beside the outputs; refuse to mix two configurations.
+
+        Only the ``RERUNNABLE_KEYS`` may differ from the recorded configuration; the record
+        then takes the new values.
+        """
         record = {"config": json.loads(json.dumps(self.config.source, default=str))}
         if self.layout.config.is_file():
             previous = json.loads(self.layout.config.read_text(encoding="utf-8"))
-            if previous.get("config") != record["config"]:
+            if previous.get("config") == record["config"]:
+                return
+            if config_identity(previous.get("config")) != config_identity(record["config"]):
                 raise ConfigError(
                     f"{self.layout.root} holds a run made with a different configuration; "
                     "give this configuration another [run] name or output_dir, or delete "
-                    "that folder to start over"
+                    "that folder to start over (only training."
+                    f"{', training.'.join(RERUNNABLE_KEYS)} may change within a run)"
                 )
-            return
         record["command"] = self.command
         record["seed"] = self.config.seed
         self.layout.root.mkdir(parents=True, exist_ok=True)
@@ -342,6 +247,7 @@ class _Run:
                 method="mt+cf",
                 data_variant=variant,
                 seed=self.config.seed,
+                factual_explanation=self.config.training.factual_explanation,
             )
             for items in views.values():
                 for item in items:
@@ -365,6 +271,23 @@ class _Run:
             max_input_length=training.max_input_length,
             max_target_length=training.max_target_length,
             counterfactual_answer_only=training.counterfactual_answer_only,
+            factual_explanation=training.factual_explanation,
+        )
+
+    def gold_check(self, specs: Sequence[StudentSpec]) -> None:
+        """MT+CF on the gold-answer explanations needs a store that kept them; say so early."""
+        needed = self.config.training.factual_explanation == "counterfactual_prompt" and any(
+            spec.method == "mt+cf" for spec in specs
+        )
+        if not needed or any(record.gold for record in self.teacher().values()):
+            return
+        raise DataError(
+            f"the teacher outputs in {self.layout.teacher} hold no explanation of the gold "
+            "answer written with the counterfactual prompt (step 'gold'), which MT+CF students "
+            "learn with training.factual_explanation = 'counterfactual_prompt' (accepted "
+            "values: counterfactual_prompt, variant); a store imported before they were kept "
+            f"lacks them: delete {self.layout.teacher_done} and run the teacher stage again "
+            "(it adds only what the store lacks), or train with factual_explanation = 'variant'"
         )
 
     def student_new(self, spec: StudentSpec, seed: int) -> tuple[Any, Any]:
@@ -421,17 +344,19 @@ class _Run:
         self.log(
             f"train: {spec.slug} seed {seed}: {result.steps} steps in "
             f"{time.monotonic() - started:.0f}s, loss {result.final_loss:.3f}, best validation "
-            f"accuracy {result.best_validation_accuracy:.3f} at step {result.best_step}"
+            f"accuracy {result.best_validation_accuracy:.3f} at step {result.best_step}; "
+            f"kept the weights of step {result.selected_step} ({result.selection})"
             + (f" (resumed at step {result.resumed_from})" if result.resumed_from else "")
         )
 
-    def best_model(self, spec: StudentSpec, seed: int) -> tuple[Any, Any]:
-        model, tokenizer = student_load(self.layout.seed(spec, seed) / BEST_DIR)
+    def selected_model(self, spec: StudentSpec, seed: int) -> tuple[Any, Any]:
+        """The weights ``training.selection`` kept for this student and seed."""
+        model, tokenizer = student_load(selected_dir(self.layout.seed(spec, seed)))
         return model.to(self.accelerator.device), tokenizer
 
     def evaluate_one(self, spec: StudentSpec, seed: int) -> None:
         training = self.config.training
-        model, tokenizer = self.best_model(spec, seed)
+        model, tokenizer = self.selected_model(spec, seed)
         result = accuracy_evaluate(
             model,
             tokenizer,
@@ -442,17 +367,29 @@ class _Run:
             explanation_max_new_tokens=training.explanation_max_new_tokens,
             max_input_length=training.max_input_length,
         )
+        truncation_check(
+            [result.truncation],
+            limit=training.max_truncated_fraction,
+            what=f"evaluate: {spec.slug} seed {seed}",
+        )
         trained = json.loads((self.layout.seed(spec, seed) / TRAINING_FILE).read_text())
         metrics = {
             **_spec_columns(spec),
             "seed": seed,
             **result.as_dict(),
             "split": "test",
+            "selection": trained.get("selection", "best_validation"),
+            "selected_step": trained.get("selected_step", trained["best_step"]),
             "best_step": trained["best_step"],
             "validation_accuracy": trained["best_validation_accuracy"],
+            "generation": generation_settings(self.config),
         }
         metrics_write(self.layout.seed(spec, seed) / "metrics.json", metrics)
-        self.log(f"evaluate: {spec.slug} seed {seed}: test accuracy {result.accuracy:.3f}")
+        cut = result.truncation
+        self.log(
+            f"evaluate: {spec.slug} seed {seed}: test accuracy {result.accuracy:.3f}, "
+            f"{cut.truncated} of {cut.total} outputs hit {cut.key} = {cut.cap}"
+        )
 
     def accuracy_tables(self) -> None:
         rows = []
@@ -465,21 +402,15 @@ class _Run:
         table = accuracy_table(rows)
         _csv_write(self.layout.accuracy, ACCURACY_COLUMNS, table)
         self.summary.accuracy = table
-        self.summary.notes.extend(accuracy_anova_write(rows, self.layout.accuracy_anova))
-
-    def best_seed(self, spec: StudentSpec) -> int:
-        """The seed whose model scored best on validation (the lowest seed on ties)."""
-
-        def score(seed: int) -> tuple[float, float, int]:
-            trained = json.loads((self.layout.seed(spec, seed) / TRAINING_FILE).read_text())
-            return (trained["best_validation_accuracy"], -trained["best_validation_loss"], -seed)
-
-        return max(spec.seeds, key=score)
+        self.summary.notes.extend(
+            accuracy_anova_write(rows, self.layout.accuracy_anova, plan=self.config.analysis.plan)
+        )
 
     def explain_one(self, spec: StudentSpec) -> None:
         training = self.config.training
-        seed = self.best_seed(spec)
-        model, tokenizer = self.best_model(spec, seed)
+        # Named in the configuration before training, never the best seed found afterwards.
+        seed = spec.study_seed
+        model, tokenizer = self.selected_model(spec, seed)
         batch = explanations_generate(
             model,
             tokenizer,
@@ -494,10 +425,23 @@ class _Run:
             explanation_max_new_tokens=training.explanation_max_new_tokens,
             max_input_length=training.max_input_length,
         )
+        truncation_check(
+            batch.truncation, limit=training.max_truncated_fraction, what=f"explain: {spec.slug}"
+        )
         jsonl_write(batch.records, self.layout.student_explanations(spec))
+        record = {
+            "seed": seed,
+            "explanations": len(batch.records),
+            "empty": batch.empty,
+            "truncation": [count.as_dict() for count in batch.truncation],
+            "generation": generation_settings(self.config),
+        }
+        metrics_write(self.layout.student_explain_record(spec), record)
+        cut = ", ".join(f"{c.truncated} of {c.total} hit {c.key}" for c in batch.truncation)
         self.log(
             f"explain: {spec.slug} (seed {seed}): {len(batch.records)} explanations"
             + (f", {batch.empty} empty ones left out" if batch.empty else "")
+            + f"; {cut}"
         )
 
     def explanations_combine(self) -> None:
@@ -515,9 +459,7 @@ class _Run:
             raise DataError(f"{self.layout.explanations} is missing; run the explain stage first")
         slug = self.study_create(self.layout.explanations, self.config.study)
         self.summary.study = slug
-        self.layout.study_done.write_text(
-            json.dumps(_study_marker(self.config, self.layout)) + "\n"
-        )
+        self.layout.study_done.write_text(json.dumps(study_marker(self.config, self.layout)) + "\n")
         self.log(f"study: {slug!r} created or updated from {self.layout.explanations}")
 
     # -- driver -----------------------------------------------------------------------------
@@ -529,6 +471,23 @@ class _Run:
             (self.summary.stages_run if ran else self.summary.stages_skipped).append(stage)
             self.accelerator.wait_for_everyone()
         return self.summary
+
+    @contextmanager
+    def threads(self, spec: StudentSpec) -> Iterator[None]:
+        """One torch thread for a tiny student on a CPU.
+
+        A tiny model gains nothing from more threads, and on a shared CPU the extra threads
+        spin against other processes: measured on two busy cores, 40 MT+CF steps of the demo
+        student took 9 s with one thread and 42 s with two.
+        """
+        if spec.model != TINY_T5 or self.accelerator.device.type != "cpu":
+            with nullcontext():
+                yield
+            return
+        from distillation.teachers.tiny import torch_threads
+
+        with torch_threads(1):
+            yield
 
     def _stage(self, stage: str, main: bool) -> bool:
         """Run ``stage``'s missing work; True when anything ran."""
@@ -547,35 +506,45 @@ class _Run:
             return True
         if stage == "train":
             runs_left = [
-                (s, seed) for s in students for seed in s.seeds if not _trained(layout, s, seed)
+                (s, seed) for s in students for seed in s.seeds if not trained(layout, s, seed)
             ]
+            if runs_left:
+                self.gold_check([spec for spec, _ in runs_left])
+                split = self.config.training.batch_split(self.accelerator.num_processes)
+                self.log(f"train: batch: {split.line()}")
             if runs_left and main and any(s.model == TINY_T5 for s, _ in runs_left):
                 self.tokenizer()
             self.accelerator.wait_for_everyone()
             for spec, seed in runs_left:  # every process trains: each takes its share of a batch
-                self.train_one(spec, seed)
+                with self.threads(spec):
+                    self.train_one(spec, seed)
             return bool(runs_left)
         if not main:
             return False
         if stage == "evaluate":
             runs_left = [
-                (s, seed) for s in students for seed in s.seeds if not _evaluated(layout, s, seed)
+                (s, seed)
+                for s in students
+                for seed in s.seeds
+                if not evaluated(self.config, layout, s, seed)
             ]
             for spec, seed in runs_left:
-                self.evaluate_one(spec, seed)
+                with self.threads(spec):
+                    self.evaluate_one(spec, seed)
             if runs_left or not layout.accuracy.is_file():
                 self.accuracy_tables()
                 return True
             return False
         if stage == "explain":
-            pending = [s for s in students if not layout.student_explanations(s).is_file()]
+            pending = [s for s in students if not explained(self.config, layout, s)]
             for spec in pending:
-                self.explain_one(spec)
+                with self.threads(spec):
+                    self.explain_one(spec)
             if pending or not layout.explanations.is_file():
                 self.explanations_combine()
                 return True
             return False
-        if _study_done(self.config, layout):
+        if study_done(self.config, layout):
             self.summary.study = self.config.study.slug
             return False
         self.study()
@@ -645,37 +614,53 @@ def accuracy_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def accuracy_anova_write(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
-    """The method × size ANOVA with Tukey HSD per data variant, where the design allows it.
+def accuracy_anova_write(
+    rows: Sequence[dict[str, Any]], out_dir: Path, plan: str | Path = "standard"
+) -> list[str]:
+    """The accuracy analysis of an analysis plan (the run config's ``[analysis] plan``).
 
-    Returns notes on what was written or why it was not.
+    It is the code path of ``python -m analysis --accuracy``: the plan's ``[accuracy]``
+    settings choose the runs, the scale and the outlier trim, then a type II method × size
+    ANOVA and Tukey HSD within each size (``analysis.accuracy.accuracy_analyse``). Writes
+    ``anova.csv``, ``tukey.csv``, ``runs.csv`` (the runs as analysed) and ``summary.json``
+    (summary.json's ``accuracy`` block with the plan's name and hash) to ``out_dir``.
+
+    Returns notes on what was written or why it was not (a design the ANOVA cannot use,
+    such as a single student size, is a note, not an error).
+
+    Raises
+    ------
+    ConfigError
+        The plan is neither a shipped plan nor a readable, valid plan file.
     """
     try:
-        from analysis.accuracy import accuracy_anova
+        from analysis.accuracy import accuracy_analyse, accuracy_summary
         from analysis.errors import AnalysisError
+        from analysis.plan import plan_load
+        from analysis.summary import clean
     except ImportError:
         return ["accuracy ANOVA skipped: the analysis package is not installed"]
     import pandas as pd
 
+    try:
+        loaded = plan_load(plan)
+    except AnalysisError as error:
+        raise ConfigError(f"[analysis] plan: {error}") from None
+    label = f"accuracy ANOVA (plan {loaded.name})"
     frame = pd.DataFrame(list(rows), columns=list(RUN_COLUMNS))
-    notes = []
-    for variant, group in frame.groupby("data_variant", sort=True):
-        if group["method"].nunique() < 2 or group["size"].nunique() < 2:
-            notes.append(
-                f"accuracy ANOVA ({variant}): needs at least two methods and two sizes; skipped"
-            )
-            continue
-        try:
-            result = accuracy_anova(group)
-        except AnalysisError as error:
-            notes.append(f"accuracy ANOVA ({variant}): {error}")
-            continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        result.anova.to_csv(out_dir / f"anova_{variant}.csv", index=False)
-        result.tukey.to_csv(out_dir / f"tukey_{variant}.csv", index=False)
-        notes.append(f"accuracy ANOVA ({variant}) written to {out_dir}")
-        notes.extend(f"accuracy ANOVA ({variant}): {note}" for note in result.notes)
-    return notes
+    try:
+        result = accuracy_analyse(frame, loaded.accuracy)
+    except AnalysisError as error:
+        return [f"{label}: {error}; skipped"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.anova.to_csv(out_dir / "anova.csv", index=False)
+    result.tukey.to_csv(out_dir / "tukey.csv", index=False)
+    result.runs.to_csv(out_dir / "runs.csv", index=False)
+    summary = {"plan": {"name": loaded.name, "sha256": loaded.sha256}, **accuracy_summary(result)}
+    (out_dir / "summary.json").write_text(
+        json.dumps(clean(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    return [f"{label} written to {out_dir}", *(f"{label}: {note}" for note in result.notes)]
 
 
 def _csv_write(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

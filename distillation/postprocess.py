@@ -1,8 +1,8 @@
 """Turning a teacher's raw output into the explanation text that students learn from.
 
-Students use only the first paragraph of an output. Cleaning cuts at stop sequences, drops a
-leading "The answer is X." (the prompts ask for it, the students should not learn to repeat it),
-keeps the first paragraph and flags an output cut at the token limit. A failure is reported with
+Students use only the first line of an output, as the paper's authors trained them. Cleaning
+cuts at stop sequences, drops a leading "The answer is X." (the prompts ask for it, the students
+should not learn to repeat it), keeps the first line and flags an output cut at the token limit. A failure is reported with
 a status and a reason, never as an empty string.
 """
 
@@ -29,7 +29,6 @@ _ANSWER_PREFIX = re.compile(
     """,
     re.IGNORECASE | re.VERBOSE,
 )
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"""[.!?]["')\]]*(?=\s|$)""")
 _FINAL_STOP = re.compile(r"""[.!?]["')\]]*$""")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -63,15 +62,15 @@ def output_clean(
     without_prefix = _ANSWER_PREFIX.sub("", text, count=1)
     if not without_prefix.strip():
         return CleanedOutput(None, UNPARSEABLE, "states the answer but gives no explanation")
-    paragraphs = [part for part in _PARAGRAPH_BREAK.split(without_prefix.strip()) if part.strip()]
-    first = " ".join(paragraphs[0].split())
+    lines = without_prefix.strip().split("\n")
+    first = " ".join(lines[0].split())
     if not _LETTER.search(first):
         return CleanedOutput(None, UNPARSEABLE, "the output contains no words")
-    # Only a cut inside the first paragraph matters: later paragraphs are discarded anyway.
+    # Only a cut inside the first line matters: later lines are discarded anyway.
     if hit_limit is None:
         cut = not _ends_sentence(first)
     else:
-        cut = hit_limit and not stopped and len(paragraphs) == 1 and not _ends_sentence(first)
+        cut = hit_limit and not stopped and len(lines) == 1 and not _ends_sentence(first)
     if not cut:
         return CleanedOutput(first, OK)
     complete = _complete_sentences(first)

@@ -25,6 +25,7 @@ def study_from_explanations(path: Path, study: StudyConfig) -> str:
         completion_code=study.completion_code,
         per_condition=study.per_condition,
         live=study.live,
+        plan=study.plan,
     )
     return created.slug
 

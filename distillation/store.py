@@ -8,6 +8,10 @@ ignored on reading. Nothing is ever rewritten; when a key is written twice, the 
 A record is keyed by (example id, step, counterfactual choice, teacher model, prompt-template
 hash) and keeps the raw output, the cleaned text, and the status (``ok``, ``empty``,
 ``unparseable``, ``truncated``) with its reason. A failed step keeps ``text = None``.
+
+Steps: ``explain``, ``critique``, ``revise``, ``counterfactual`` (one record per wrong choice)
+and ``gold``: the counterfactual prompt asked about the gold answer, which makes it a factual
+explanation (stored under the counterfactual template's hash).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from distillation.types import TeacherExplanations
 
 SEGMENT_GLOB = "outputs-*.jsonl"
 EXPLAIN, CRITIQUE, REVISE, COUNTERFACTUAL = "explain", "critique", "revise", "counterfactual"
+GOLD = "gold"
 # Published outputs carry no prompt of ours; this marks them in the template-hash field.
 EXTERNAL_TEMPLATE = "external"
 
@@ -208,4 +213,4 @@ def teacher_explanations_load(
     }
 
 
-_FIELD_OF_STEP = {EXPLAIN: "original", CRITIQUE: "critique", REVISE: "revised"}
+_FIELD_OF_STEP = {EXPLAIN: "original", CRITIQUE: "critique", REVISE: "revised", GOLD: "gold"}

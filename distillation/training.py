@@ -5,10 +5,15 @@ and one forward pass per micro-batch over every view of the objective (see
 ``distillation.features.BatchCollator``). Every ``checkpoint_every`` steps the full state
 (weights, optimizer, schedule, data position, random generators, best validation score) is
 written so that a resumed run continues with exactly the losses an uninterrupted one has.
-Model selection uses the validation split only; the best weights are kept in ``best/``.
 
-Multi-GPU: run the same command under ``accelerate launch`` or ``torchrun``; each process
-takes its share of every batch of examples.
+The weights that are evaluated afterwards depend on ``training.selection``: ``last`` keeps those
+after the last step in ``last/`` (as the paper evaluated); ``best_validation`` keeps the best on
+the validation split in ``best/``. The test split is never seen here.
+
+Batches: ``training.batch_size`` examples per optimiser step, in passes of
+``per_device_batch_size`` on each device, with the accumulation steps that make up the rest
+(``TrainingConfig.batch_split``). Multi-GPU: run the same command under ``accelerate launch``
+or ``torchrun``; each process takes its share of every batch of examples.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from distillation.students import decoder_start_token_id, student_save
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
+LAST_DIR = "last"
+SELECTED_DIRS = {"best_validation": BEST_DIR, "last": LAST_DIR}
 METRICS_FILE = "metrics.jsonl"
 TRAINING_FILE = "training.json"
 
@@ -53,6 +60,8 @@ class TrainResult:
     examples: int
     skipped: dict[str, int] = field(default_factory=dict)
     resumed_from: int = 0
+    selection: str = "best_validation"  # which weights were kept for evaluation
+    selected_step: int = -1  # the step of those weights
 
 
 def mixed_precision_resolve(setting: str) -> str:
@@ -83,8 +92,14 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+def selected_dir(output_dir: Path) -> Path:
+    """The folder of the weights a finished run selected (``best/`` for runs that predate it)."""
+    record = json.loads((output_dir / TRAINING_FILE).read_text(encoding="utf-8"))
+    return output_dir / SELECTED_DIRS[record.get("selection", "best_validation")]
+
+
 def training_complete(output_dir: Path) -> bool:
-    return (output_dir / TRAINING_FILE).is_file() and (output_dir / BEST_DIR).is_dir()
+    return (output_dir / TRAINING_FILE).is_file() and selected_dir(output_dir).is_dir()
 
 
 Validator = Callable[[Any], dict[str, float]]
@@ -126,6 +141,7 @@ class _Trainer:
             views=views,
         )
         self.view_weight = torch.tensor([weights[view] for view in views], dtype=torch.float32)
+        self.split = training.batch_split(accelerator.num_processes)
         self.indices = features.usable_indices()
         if len(self.indices) == 0:
             raise ValueError("no training example has a usable view; check the teacher outputs")
@@ -148,9 +164,10 @@ class _Trainer:
 
     # -- batches ----------------------------------------------------------------------------
     def _epoch_batches(self) -> list[np.ndarray]:
-        per_step = self.training.batch_size * self.accelerator.num_processes
+        # One batch here is one pass on every device: the processes share it out.
+        per_pass = self.split.per_device * self.split.processes
         return batches_length_grouped(
-            self.indices, self.lengths, batch_size=per_step, seed=self.seed, epoch=self.epoch
+            self.indices, self.lengths, batch_size=per_pass, seed=self.seed, epoch=self.epoch
         )
 
     def _next_batch(self, batches: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -175,7 +192,7 @@ class _Trainer:
     # -- one optimizer step -----------------------------------------------------------------
     def train_step(self, batches: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
         self.model.train()
-        accumulation = self.training.gradient_accumulation_steps
+        accumulation = self.split.accumulation
         total = 0.0
         for micro in range(accumulation):
             shard, batches = self._next_batch(batches)
@@ -210,8 +227,16 @@ class _Trainer:
         accuracy, loss = scores["accuracy"], scores.get("loss", math.inf)
         if (accuracy, -loss) > (self.best["accuracy"], -self.best["loss"]):
             self.best = {"step": self.step, "accuracy": accuracy, "loss": loss}
-            if self.accelerator.is_main_process:
+            if self.training.selection == "best_validation" and self.accelerator.is_main_process:
                 student_save(model, self.tokenizer, self.output_dir / BEST_DIR)
+        self.accelerator.wait_for_everyone()
+
+    def last_save(self) -> None:
+        """Keep the weights after the last step as the selected ones."""
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            model = self.accelerator.unwrap_model(self.model)
+            student_save(model, self.tokenizer, self.output_dir / LAST_DIR)
         self.accelerator.wait_for_everyone()
 
     def checkpoint_save(self) -> None:
@@ -278,6 +303,10 @@ class _Trainer:
             if self.step % self.training.checkpoint_every == 0 or self.step == self.training.steps:
                 self.checkpoint_save()
         bar.close()
+        finished = self.step >= self.training.steps
+        last = self.training.selection == "last"
+        if finished and last:
+            self.last_save()
         return TrainResult(
             steps=self.step,
             best_step=int(self.best["step"]),
@@ -287,6 +316,8 @@ class _Trainer:
             examples=len(self.indices),
             skipped=dict(self.features.skipped),
             resumed_from=self.resumed_from,
+            selection=self.training.selection,
+            selected_step=self.step if last else int(self.best["step"]),
         )
 
 
@@ -336,7 +367,8 @@ def student_train(
     """Train ``model`` on ``features`` with ``method``'s objective, resuming if a checkpoint exists.
 
     ``validate(model)`` returns at least ``{"accuracy": …}`` (optionally ``"loss"``) on the
-    validation split; the best-scoring weights are saved to ``output_dir/best``. ``stop_after``
+    validation split. ``training.selection`` picks the weights kept for evaluation: those after
+    the last step (``output_dir/last``) or the best-scoring ones (``output_dir/best``). ``stop_after``
     ends the run early at that step (after its checkpoint, if one falls due), as an
     interruption would; the run is complete only when ``training.json`` is written.
     """

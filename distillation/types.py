@@ -29,6 +29,8 @@ class TeacherExplanations:
 
     ``None`` marks a step whose output is missing or failed; trainers skip it and count it.
     ``counterfactuals`` maps a wrong choice to the teacher's explanation of that choice.
+    ``gold`` is the counterfactual prompt asked about the gold answer itself: a factual
+    explanation, which the paper's MT+CF students learn in their factual view.
     """
 
     example_id: str
@@ -36,3 +38,4 @@ class TeacherExplanations:
     critique: str | None = None
     revised: str | None = None
     counterfactuals: dict[str, str] = field(default_factory=dict)
+    gold: str | None = None

@@ -61,7 +61,11 @@ class PromptSet:
         return self._render("explain", example, answer=example.answer)
 
     def counterfactual(self, example: Example, choice: str) -> str:
-        """The prompt asking to explain ``choice`` (a wrong choice) as if it were the answer."""
+        """The prompt asking to explain ``choice`` as if it were the answer.
+
+        Asked about a wrong choice it gives a counterfactual explanation; asked about the gold
+        answer, a factual one written in the same style.
+        """
         return self._render("counterfactual", example, answer=choice)
 
     def explain_with_answer(self, example: Example, answer: str) -> str:

@@ -28,6 +28,7 @@ EXPLANATION_KEYS = {
     "method",
     "data_variant",
     "run",
+    "truncated",
 }
 
 TOPICS = [
@@ -126,10 +127,13 @@ class ScriptedModel(torch.nn.Module):
     def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
         self.calls.append(input_ids.shape[0])
         rows = []
+        eos = self.tokenizer.eos_token_id
         for ids, mask in zip(input_ids, attention_mask, strict=True):
             text = self.tokenizer.decode(ids[mask.bool()], skip_special_tokens=True)
             reply = self.tokenizer(self.outputs[text], add_special_tokens=False)["input_ids"]
-            rows.append([0, *reply[:max_new_tokens], 1])
+            # As Hugging Face counts it: the end-of-sequence token is one of the new tokens,
+            # so a reply that fills the cap is cut before it.
+            rows.append([0, *[*reply, eos][:max_new_tokens]])
         width = max(len(row) for row in rows)
         return torch.tensor([row + [0] * (width - len(row)) for row in rows])
 

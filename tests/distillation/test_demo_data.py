@@ -40,7 +40,9 @@ TEACHER_FIELDS = {
     "revision",
     "counterfactuals",
 }
-FIXTURE_FIELDS = EXPLANATION_KEYS
+# The fixture's explanations were written, not generated: none was cut at a generation cap, and
+# the optional "truncated" flag is left out.
+FIXTURE_FIELDS = EXPLANATION_KEYS - {"truncated"}
 # condition -> (method, data_variant), as DESIGN.md names them
 CONDITIONS = {
     "MT:original": ("mt", "original"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from distillation.explain import choice_match, explanations_generate, jsonl_read, jsonl_write
@@ -85,3 +87,35 @@ def test_a_predicted_answer_is_shown_as_the_choice_it_names():
     choices = ("pantry", "refrigerator", "oven", "cupboard", "breadbox")
     assert choice_match("The Refrigerator.", choices) == "refrigerator"
     assert choice_match("refridgerator", choices) == "refrigerator"
+
+
+def test_each_record_says_whether_its_explanation_was_cut(tokenizer, examples):
+    outputs = {}
+    for index, example in enumerate(examples):
+        outputs[decoded_input(tokenizer, view_input("predict", example))] = example.answer
+        words = "it fits well here " * (8 if index == 2 else 1)
+        outputs[decoded_input(tokenizer, view_input("explain", example))] = words.strip()
+    cap = 1 + max(len(tokenizer("it fits well here", add_special_tokens=False)["input_ids"]), 4)
+    batch = explanations_generate(
+        ScriptedModel(tokenizer, outputs),
+        tokenizer,
+        examples,
+        method="mt",
+        condition="MT:original",
+        student="tiny-t5",
+        data_variant="original",
+        run="r",
+        answer_max_new_tokens=8,
+        explanation_max_new_tokens=cap,
+    )
+    assert [record["truncated"] for record in batch.records] == [False, False, True, False]
+    explanation, answer = batch.truncation
+    assert (explanation.key, explanation.truncated, explanation.total) == (
+        "training.explanation_max_new_tokens",
+        1,
+        4,
+    )
+    assert (answer.key, answer.truncated) == ("training.answer_max_new_tokens", 0)
+    # The study importer reads the flag.
+    lines = [json.dumps(record) for record in batch.records]
+    assert [r.truncated for r in explanations_read(lines)] == [False, False, True, False]

@@ -20,6 +20,7 @@ from distillation.features import (
     features_save,
     question_render,
     row_groups,
+    view_texts,
 )
 from distillation.objectives import (
     IGNORE_INDEX,
@@ -86,6 +87,82 @@ def test_empty_teacher_fields_are_skipped_and_counted(examples, teacher, tokeniz
     assert features.skipped == {"predict": 0, "explain": 1, "factual": 1, "counterfactual": 1}
     assert features.views["explain"].input_ids[0] is None
     assert features.views["predict"].input_ids[0] is not None  # the answer is still learnt
+
+
+def _factual_targets(examples, teacher, *, method, variant, source) -> list[str]:
+    texts, _ = view_texts(
+        examples,
+        teacher,
+        method=method,
+        data_variant=variant,
+        seed=0,
+        factual_explanation=source,
+    )
+    return [item[1][0][0] for item in texts["factual"] if item is not None]
+
+
+def _with_gold(examples, teacher):
+    return {
+        example.id: replace(teacher[example.id], gold=f"Gold reason for {example.answer}.")
+        for example in examples
+    }
+
+
+@pytest.mark.parametrize("variant", ["original", "revised"])
+def test_mt_cf_learns_the_gold_answer_explanation_of_the_counterfactual_prompt(
+    examples, teacher, variant
+):
+    gold = _with_gold(examples, teacher)
+    targets = _factual_targets(
+        examples, gold, method="mt+cf", variant=variant, source="counterfactual_prompt"
+    )
+    assert targets == [
+        f"Gold reason for {example.answer}. {ANSWER_PHRASE} {example.answer}"
+        for example in examples
+    ]
+    # The explain view keeps the variant's explanation: the variant changes only that view.
+    texts, _ = view_texts(
+        examples,
+        gold,
+        method="mt+cf",
+        data_variant=variant,
+        seed=0,
+        factual_explanation="counterfactual_prompt",
+    )
+    variant_text = getattr(teacher[examples[0].id], variant)
+    assert texts["explain"][0][1] == [(variant_text, True)]
+
+
+def test_the_variant_setting_and_cf_alone_learn_the_variant_explanation(examples, teacher):
+    gold = _with_gold(examples, teacher)
+    expected = [
+        f"{teacher[example.id].revised} {ANSWER_PHRASE} {example.answer}" for example in examples
+    ]
+    assert (
+        _factual_targets(examples, gold, method="mt+cf", variant="revised", source="variant")
+        == expected
+    )
+    for source in ("variant", "counterfactual_prompt"):
+        assert (
+            _factual_targets(examples, gold, method="cf", variant="revised", source=source)
+            == expected
+        )
+
+
+def test_a_missing_gold_explanation_skips_only_the_factual_view(examples, teacher, tokenizer):
+    gold = _with_gold(examples, teacher)
+    gold["q1"] = replace(gold["q1"], gold=None)
+    features = features_build(
+        examples,
+        gold,
+        tokenizer=tokenizer,
+        method="mt+cf",
+        data_variant="original",
+        seed=0,
+        factual_explanation="counterfactual_prompt",
+    )
+    assert features.skipped == {"predict": 0, "explain": 0, "factual": 1, "counterfactual": 0}
+    assert features.views["factual"].input_ids[1] is None
 
 
 def test_labels_are_padded_with_minus_100_and_never_the_pad_id(examples, teacher, tokenizer):

@@ -52,11 +52,19 @@ def test_it_runs_every_step_and_stores_them_under_the_template_hashes(tmp_path: 
         examples=EXAMPLES, teacher=config(), store_dir=tmp_path, backend=backend, progress=False
     )
 
-    # q1 has three distinct wrong choices ("oven" twice), q2 four.
-    assert (summary.done, summary.failed, summary.skipped, summary.blocked) == (6 + 3 + 4, 0, 0, 0)
+    # q1 has three distinct wrong choices ("oven" twice), q2 four; each also its gold answer's.
+    assert (summary.done, summary.failed, summary.skipped, summary.blocked) == (
+        6 + 3 + 4 + 2,
+        0,
+        0,
+        0,
+    )
     hashes = prompts_load().hashes
     keys = TeacherStore(tmp_path).stored_keys()
-    assert {(key.step, key.template_hash) for key in keys} == set(hashes.items())
+    # The gold answer's explanation comes from the counterfactual prompt, under its hash.
+    assert {(key.step, key.template_hash) for key in keys} == set(hashes.items()) | {
+        ("gold", hashes["counterfactual"])
+    }
     assert {key.choice for key in keys if key.example_id == "q1" and key.choice} == {
         "oven",
         "lake",
@@ -65,6 +73,11 @@ def test_it_runs_every_step_and_stores_them_under_the_template_hashes(tmp_path: 
     loaded = teacher_explanations_load(tmp_path)
     assert loaded["q1"].original == "It fits (4 questions in the prompt)."
     assert set(loaded["q2"].counterfactuals) == {"stove", "bag", "box", "sun"}
+    assert loaded["q2"].gold == "It fits (4 questions in the prompt)."
+    gold_prompts = [
+        r.prompt for r in backend.requests if r.prompt.endswith("Answer: fridge\nExplanation:")
+    ]
+    assert len(gold_prompts) == 2  # the explain prompt and the counterfactual prompt
 
 
 def test_critique_and_revision_read_the_stored_outputs_before_them(tmp_path: Path) -> None:
@@ -93,12 +106,15 @@ def test_only_the_first_k_counterfactuals_are_asked_for(tmp_path: Path) -> None:
         progress=False,
     )
 
-    assert {key.choice for key in TeacherStore(tmp_path).stored_keys()} == {
+    keys = TeacherStore(tmp_path).stored_keys()
+    assert {key.choice for key in keys if key.step == "counterfactual"} == {
         "oven",
         "lake",
         "stove",
         "bag",
     }
+    # The gold answer's explanation does not count among the k wrong choices.
+    assert {key.example_id for key in keys if key.step == "gold"} == {"q1", "q2"}
 
 
 def test_a_failed_explanation_is_stored_with_its_reason_and_blocks_what_builds_on_it(

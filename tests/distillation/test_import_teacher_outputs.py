@@ -47,20 +47,21 @@ def test_it_imports_published_shards_into_the_store(tmp_path: Path) -> None:
     assert summary.teacher == "llama2-13b"
     assert summary.rows == 2
     assert summary.empty_fields["few_shot_revision"] == 1
-    assert summary.factual_counterfactuals == 4  # choices 1 and 4 are the gold answer, twice
-    assert summary.duplicate_choices == 2  # "ocean" is listed twice
+    assert summary.duplicate_choices == 4  # "sofa" (the gold answer) and "ocean", twice each
     assert summary.ignored_columns == ["few_shot_negative_rationale"]
     assert summary.by_step["revise"] == {"ok": 1, "empty": 1}
+    assert summary.by_step["gold"] == {"ok": 2}
     assert any("few_shot_revision 1" in line for line in summary.lines())
 
     loaded = teacher_explanations_load(tmp_path / "store")
     assert loaded["q1"].original == "Cats like soft, warm places."
     assert loaded["q2"].revised is None
-    # The gold answer's per-choice explanation is factual: it is not a counterfactual.
+    # The gold answer's per-choice explanation is factual: kept, but not as a counterfactual.
     assert loaded["q1"].counterfactuals == {
         "ocean": "Cats choose the ocean.",
         "oven": "Cats choose the oven.",
     }
+    assert loaded["q1"].gold == "Cats choose the sofa."
 
 
 def test_importing_twice_writes_nothing_new(tmp_path: Path) -> None:
@@ -70,7 +71,24 @@ def test_importing_twice_writes_nothing_new(tmp_path: Path) -> None:
     again = teacher_outputs_import(source, tmp_path / "store")
 
     assert again.written == 0
-    assert again.skipped_existing == 2 * 4  # explain, revise and two counterfactuals per row
+    # explain, revise, the gold answer's and two counterfactual explanations per row
+    assert again.skipped_existing == 2 * 5
+
+
+def test_importing_again_adds_the_gold_explanations_a_store_lacks(tmp_path: Path) -> None:
+    """Stores imported before the gold-answer explanations were kept get them on a new import."""
+    source = write_shards(tmp_path / "t" / "split", [published_row("q1")], shards=1)
+    teacher_outputs_import(source, tmp_path / "store")
+    store = TeacherStore(tmp_path / "store")
+    (segment,) = store.segments()
+    old = [line for line in segment.read_text().splitlines() if '"step": "gold"' not in line]
+    segment.write_text("\n".join(old) + "\n")
+    assert teacher_explanations_load(tmp_path / "store")["q1"].gold is None
+
+    again = teacher_outputs_import(source, tmp_path / "store")
+
+    assert (again.written, again.skipped_existing) == (1, 4)
+    assert teacher_explanations_load(tmp_path / "store")["q1"].gold == "Cats choose the sofa."
 
 
 def test_a_single_shard_and_the_critique_columns_are_understood(tmp_path: Path) -> None:
@@ -113,6 +131,7 @@ def native_line(identifier: str, **changes: object) -> str:
         "critique": "It is short.",
         "revision": "A sofa is soft and warm.",
         "counterfactuals": {"ocean": "Cats love waves.", "oven": ""},
+        "gold": "Cats pick the softest seat.",
     }
     row.update(changes)
     return json.dumps(row) + "\n"
@@ -129,6 +148,7 @@ def test_it_imports_the_native_json_lines_format(tmp_path: Path) -> None:
     loaded = teacher_explanations_load(tmp_path / "store")
     assert loaded["q1"].critique == "It is short."
     assert loaded["q1"].counterfactuals == {"ocean": "Cats love waves."}
+    assert loaded["q1"].gold == "Cats pick the softest seat."
     assert loaded["q2"].revised is None
 
 
@@ -187,3 +207,8 @@ def test_the_shared_llama_outputs_import_completely_and_fast(
     assert critiques.by_step["critique"]["empty"] == 46
     assert sum(e.critique is not None for e in test_loaded.values()) == 1221 - 46 - unparseable
     assert all(len(e.counterfactuals) <= 4 for e in train_loaded.values())
+    # The gold answer's counterfactual-prompt explanation is kept for every question (the
+    # 42 questions that list their answer twice keep the first one).
+    assert sum(train.by_step["gold"].values()) == 9741
+    assert sum(e.gold is not None for e in train_loaded.values()) == 9741
+    assert sum(e.gold is not None for e in test_loaded.values()) == 1221

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from distillation.config import TrainingConfig
 from distillation.errors import ConfigError
 from distillation.objectives import (
     IGNORE_INDEX,
@@ -70,20 +71,20 @@ def test_multitask_loss_is_alpha_weighted_predict_plus_explain(toy):
     assert loss.item() == pytest.approx(0.3 * predict + 0.7 * explain)
 
 
-def test_counterfactual_loss_is_factual_plus_beta_counterfactual(toy):
+def test_counterfactual_loss_is_beta_weighted_factual_plus_counterfactual(toy):
     factual = _hand_sequence_loss(*toy["factual"])
     counter = _hand_sequence_loss(*toy["counterfactual"])
     loss = counterfactual_loss(
-        sequence_loss(*toy["factual"]), sequence_loss(*toy["counterfactual"]), beta=0.5
+        sequence_loss(*toy["factual"]), sequence_loss(*toy["counterfactual"]), beta=0.3
     )
-    assert loss.item() == pytest.approx(factual + 0.5 * counter)
+    assert loss.item() == pytest.approx(0.3 * factual + 0.7 * counter)
 
 
 def test_combined_loss_is_gamma_weighted_multitask_plus_counterfactual(toy):
     hand = {view: _hand_sequence_loss(*pair) for view, pair in toy.items()}
-    weights = ObjectiveWeights(alpha=0.5, beta=1.0, gamma=0.25)
+    weights = ObjectiveWeights(alpha=0.5, beta=0.5, gamma=0.25)
     mt = 0.5 * hand["predict"] + 0.5 * hand["explain"]
-    cf = hand["factual"] + 1.0 * hand["counterfactual"]
+    cf = 0.5 * hand["factual"] + 0.5 * hand["counterfactual"]
     losses = {view: sequence_loss(*pair) for view, pair in toy.items()}
     assert objective_loss("mt+cf", losses, weights).item() == pytest.approx(0.25 * mt + 0.75 * cf)
     assert combined_loss(torch.tensor(mt), torch.tensor(cf), gamma=0.25).item() == pytest.approx(
@@ -114,15 +115,26 @@ def test_a_view_absent_from_the_batch_adds_nothing(toy):
 
 
 def test_view_weights_expand_the_nested_objective():
-    weights = ObjectiveWeights(alpha=0.5, beta=2.0, gamma=0.5)
-    assert view_weights("mt", weights) == {"predict": 0.5, "explain": 0.5}
-    assert view_weights("cf", weights) == {"factual": 1.0, "counterfactual": 2.0}
-    assert view_weights("mt+cf", weights) == {
-        "predict": 0.25,
-        "explain": 0.25,
-        "factual": 0.5,
-        "counterfactual": 1.0,
-    }
+    weights = ObjectiveWeights(alpha=0.4, beta=0.25, gamma=0.6)
+    assert view_weights("mt", weights) == pytest.approx({"predict": 0.4, "explain": 0.6})
+    assert view_weights("cf", weights) == pytest.approx({"factual": 0.25, "counterfactual": 0.75})
+    assert view_weights("mt+cf", weights) == pytest.approx(
+        {"predict": 0.24, "explain": 0.36, "factual": 0.1, "counterfactual": 0.3}
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("mt", {"predict": 0.5, "explain": 0.5}),
+        ("cf", {"factual": 0.5, "counterfactual": 0.5}),
+        # The paper's L_MT + L_CF: the four terms weigh the same.
+        ("mt+cf", {"predict": 0.25, "explain": 0.25, "factual": 0.25, "counterfactual": 0.25}),
+    ],
+)
+def test_the_paper_weights_of_each_method(method, expected):
+    assert view_weights(method, ObjectiveWeights()) == expected
+    assert view_weights(method, TrainingConfig().objective) == expected
 
 
 def test_an_unknown_method_names_the_accepted_ones():
@@ -135,3 +147,11 @@ def test_weights_outside_their_range_are_refused():
         ObjectiveWeights(alpha=1.5)
     with pytest.raises(ConfigError, match=r"training\.beta"):
         ObjectiveWeights(beta=-1.0)
+
+
+def test_the_former_beta_of_one_is_refused_with_its_new_equivalent():
+    # beta = 1.0 once weighed both CF terms alike; now it would drop the counterfactual loss.
+    with pytest.raises(ConfigError, match=r"strictly between 0 and 1, got 1\.0.*0\.5 weighs both"):
+        ObjectiveWeights(beta=1.0)
+    with pytest.raises(ConfigError, match=r"training\.beta"):
+        ObjectiveWeights(beta=0.0)

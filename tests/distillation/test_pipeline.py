@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import csv
 import json
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from distillation.config import run_config_from_dict, run_config_load
-from distillation.errors import ConfigError
+from distillation.errors import ConfigError, DataError
 from distillation.pipeline import accuracy_table, pipeline_plan, pipeline_run
 from studyapp.importing import explanations_read
 from tests.distillation.students_support import TINY
@@ -24,6 +25,7 @@ def _quick(config, output_dir: Path, **training):
         "checkpoint_every": 2,
         "tiny_t5": replace(TINY, vocab_size=600),
         "explanation_max_new_tokens": 12,
+        "max_truncated_fraction": 1.0,  # a model trained for two steps seldom stops by itself
         **training,
     }
     return replace(config, output_dir=output_dir, training=replace(config.training, **settings))
@@ -67,6 +69,10 @@ def test_the_demo_runs_end_to_end_and_resumes_as_complete(demo):
     )
     assert metrics["split"] == "test"
     assert metrics["total"] == 16
+    assert (metrics["selection"], metrics["selected_step"]) == ("last", 2)
+    assert metrics["truncation"]["cap"] == "training.answer_max_new_tokens"
+    assert metrics["truncated"] == metrics["truncation"]["truncated"]
+    assert all(isinstance(r["truncated"], bool) for r in _records(out / "explanations.jsonl"))
     # The demo's teacher file has an empty revision: it is skipped and said so, not trained on.
     assert any("no factual target" in m for m in messages if "revised" in m)
 
@@ -76,10 +82,99 @@ def test_the_demo_runs_end_to_end_and_resumes_as_complete(demo):
     assert all(step.done for step in pipeline_plan(demo))
 
 
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _demo_table(output_dir: Path, students: list[str], **training) -> dict:
+    """configs/demo.toml as a table, cut to two steps of a 1-layer model and a few students."""
+    table = tomllib.loads((ROOT / "configs" / "demo.toml").read_text())
+    table["run"]["output_dir"] = str(output_dir)
+    table["training"].update(
+        {
+            "steps": 2,
+            "eval_every": 2,
+            "checkpoint_every": 2,
+            "tiny_t5": {**table["training"]["tiny_t5"], "d_model": 32, "num_layers": 1},
+            "max_truncated_fraction": 1.0,  # a model trained for two steps seldom stops
+            **training,
+        }
+    )
+    table["students"] = [s for s in table["students"] if s["method"] in students]
+    return table
+
+
+def _from_table(table: dict):
+    return run_config_from_dict(table, base_dir=ROOT)
+
+
+def test_too_many_cut_outputs_fail_the_run_and_a_raised_cap_reruns_only_generation(tmp_path):
+    table = _demo_table(tmp_path / "run", ["mt"], answer_max_new_tokens=1)
+    table["training"]["max_truncated_fraction"] = 0.0
+    with pytest.raises(
+        DataError, match=r"hit the cap of 1 new tokens.*raise training\.answer_max_new_tokens"
+    ):
+        pipeline_run(_from_table(table), log=lambda m: None, command=["test"])
+    seed_dir = tmp_path / "run" / "students" / "tiny-t5-mt-original" / "seed-0"
+    assert not (seed_dir / "metrics.json").exists()  # nothing is written for a failed check
+    trained_at = (seed_dir / "training.json").stat().st_mtime_ns
+
+    table["training"].update(answer_max_new_tokens=16, max_truncated_fraction=1.0)
+    summary = pipeline_run(_from_table(table), log=lambda m: None, command=["test"])
+
+    assert "train" in summary.stages_skipped  # the weights are kept
+    assert (seed_dir / "training.json").stat().st_mtime_ns == trained_at
+    metrics = json.loads((seed_dir / "metrics.json").read_text())
+    assert metrics["generation"] == {
+        "answer_max_new_tokens": 16,
+        "explanation_max_new_tokens": table["training"]["explanation_max_new_tokens"],
+    }
+    assert 0 <= metrics["truncated"] <= 16
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["config"]["training"]["answer_max_new_tokens"] == 16
+
+
+def test_the_study_seed_writes_the_explanations(tmp_path):
+    table = _demo_table(tmp_path / "run", ["cf"])
+    table["students"][0].update(seeds=[0, 1], study_seed=1)
+    pipeline_run(
+        _from_table(table),
+        stages=["data", "teacher", "train", "evaluate", "explain"],
+        log=lambda m: None,
+        command=["test"],
+    )
+    student = tmp_path / "run" / "students" / "tiny-t5-cf-original"
+    assert json.loads((student / "explain.json").read_text())["seed"] == 1
+    assert {r["run"] for r in _records(student / "explanations.jsonl")} == {
+        "demo/tiny-t5-cf-original/seed-1"
+    }
+
+
+def test_gold_answer_explanations_missing_from_the_store_are_named(tmp_path):
+    table = _demo_table(tmp_path / "run", ["mt+cf"], factual_explanation="counterfactual_prompt")
+    with pytest.raises(
+        DataError, match=r"no explanation of the gold answer.*factual_explanation"
+    ) as caught:
+        pipeline_run(_from_table(table), log=lambda m: None, command=["test"])
+    assert str(tmp_path / "run" / "teacher" / "DONE.json") in str(caught.value)
+    assert not (tmp_path / "run" / "students").exists()
+
+
 def test_a_run_folder_refuses_a_different_configuration(demo):
     pipeline_run(demo, stages=["data"], log=lambda message: None, command=["test"])
     changed = replace(demo, seed=5, source={**demo.source, "run": {"name": "demo", "seed": 5}})
     with pytest.raises(ConfigError, match="different configuration"):
+        pipeline_run(changed, stages=["data"], log=lambda message: None, command=["test"])
+
+
+def test_only_the_generation_settings_may_change_within_a_run(demo):
+    pipeline_run(demo, stages=["data"], log=lambda message: None, command=["test"])
+    training = {**demo.source["training"], "explanation_max_new_tokens": 64}
+    raised = replace(demo, source={**demo.source, "training": training})
+    pipeline_run(raised, stages=["data"], log=lambda message: None, command=["test"])
+    training = {**training, "learning_rate": 1e-3}
+    changed = replace(demo, source={**demo.source, "training": training})
+    with pytest.raises(ConfigError, match=r"different configuration.*explanation_max_new_tokens"):
         pipeline_run(changed, stages=["data"], log=lambda message: None, command=["test"])
 
 

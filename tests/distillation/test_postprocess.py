@@ -7,12 +7,18 @@ from distillation.postprocess import EMPTY, OK, TRUNCATED, UNPARSEABLE, output_c
 STOP = ("\n\n", "\nQuestion:")
 
 
-def test_it_keeps_the_first_paragraph_on_one_line() -> None:
+def test_it_keeps_only_the_first_line_as_the_authors_did() -> None:
     cleaned = output_clean(
-        " Milk spoils when warm.\nA fridge keeps it cold.\n\nSecond paragraph.", hit_limit=False
+        " Milk spoils  when warm.\nA fridge keeps it cold.\n\nSecond paragraph.", hit_limit=False
     )
 
-    assert (cleaned.text, cleaned.status) == ("Milk spoils when warm. A fridge keeps it cold.", OK)
+    assert (cleaned.text, cleaned.status) == ("Milk spoils when warm.", OK)
+
+
+def test_a_limit_hit_after_the_first_line_is_not_truncation() -> None:
+    cleaned = output_clean("Milk spoils when warm.\nMore text that was cut", hit_limit=True)
+
+    assert (cleaned.text, cleaned.status) == ("Milk spoils when warm.", OK)
 
 
 @pytest.mark.parametrize(

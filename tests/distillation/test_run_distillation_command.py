@@ -16,10 +16,12 @@ QUICK = {
     "steps = 240": "steps = 2",
     "eval_every = 80": "eval_every = 2",
     "checkpoint_every = 80": "checkpoint_every = 2",
-    "explanation_max_new_tokens = 48": "explanation_max_new_tokens = 12",
+    "explanation_max_new_tokens = 128": "explanation_max_new_tokens = 12",
     "d_model = 64": "d_model = 32",
     "num_layers = 2": "num_layers = 1",
     "vocab_size = 1200": "vocab_size = 600",
+    # A model trained for two steps seldom stops by itself.
+    "max_truncated_fraction = 0.25": "max_truncated_fraction = 1.0",
 }
 
 
@@ -93,12 +95,48 @@ def test_the_paper_config_passes_a_dry_run_without_running_anything(runs_dir):
     )
     text = out.getvalue()
     assert (
-        len(re.findall(r"to do\s+train\s+", text)) == 60
-    )  # 2 sizes x 3 methods x 2 variants x 5 seeds
-    assert "base-mt_cf-revised seed 4" in text
+        len(re.findall(r"to do\s+train\s+", text)) == 72
+    )  # 2 sizes x 3 methods x 2 variants x 6 seeds
+    assert "base-mt_cf-revised seed 5" in text
     assert "create or update study 'paper-cqa'" in text
+    assert "Differences from the paper's recipe: none" in text
+    assert (
+        "batch: 64 examples per optimiser step = 8 per device × 8 accumulation step(s) "
+        "× 1 process(es)"
+    ) in text
+    assert "mt+cf (predict 0.25, explain 0.25, factual 0.25, counterfactual 0.25)" in text
+    assert "base-mt_cf-revised: seed 0, as condition MT+CF:revised" in text
     assert not DistillationRun.objects.exists()
     assert not (runs_dir / "paper-cqa").exists()
+
+
+@pytest.mark.django_db
+def test_the_demo_dry_run_lists_its_differences_from_the_paper(runs_dir):
+    out = StringIO()
+    call_command("run_distillation", "--dry-run", stdout=out)
+    text = out.getvalue()
+    listed = text.split("Differences from the paper's recipe (", 1)[1].split("Run 'demo'")[0]
+    for expected in (
+        "students.model: missing google/t5-v1_1-base, google/t5-v1_1-large; not in the paper "
+        "tiny-t5",
+        "students.seeds = [[0]] (paper: [[0, 1, 2, 3, 4, 5]]",
+        "training.steps = 240 (paper: 5000",
+        "training.batch_size = 8 (paper: 64",
+        "training.factual_explanation = 'variant' (paper: 'counterfactual_prompt'",
+        "training.max_truncated_fraction = 0.25 (paper: at most 0.01",
+        "data.train_limit = 48 (paper: none",
+    ):
+        assert expected in listed, expected
+    assert not runs_dir.exists()
+
+
+@pytest.mark.django_db
+def test_a_batch_the_launch_cannot_split_is_a_command_error(tmp_path, runs_dir, monkeypatch):
+    monkeypatch.setattr("distillation.management.commands.run_distillation._processes", lambda: 3)
+    with pytest.raises(
+        CommandError, match=r"training\.batch_size = 8 cannot be shared equally by 3"
+    ):
+        call_command("run_distillation", "--dry-run", stdout=StringIO())
 
 
 @pytest.mark.django_db

@@ -187,7 +187,8 @@ def test_generation_with_the_hf_backend_fills_the_store_and_resumes(
     # Random weights may end an output at once (EOS): it is then stored as a failure, and the
     # critique and revision built on it are blocked; nothing is lost either way.
     assert first.done + first.failed == len(stored)
-    assert len(stored) + first.blocked == 3 * (3 + 2)
+    # Per question: explain, critique, revise, two counterfactuals and the gold answer's one.
+    assert len(stored) + first.blocked == 3 * (3 + 2 + 1)
     assert (second.done, second.failed, second.skipped) == (0, 0, len(stored))
     assert second.blocked == first.blocked
     assert {record.example_id for record in stored} == {"q0", "q1", "q2"}

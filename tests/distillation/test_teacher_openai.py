@@ -286,6 +286,7 @@ def test_generation_through_a_server_fills_the_store_and_resumes_without_repeats
     sent_after = [request["prompt"] for request in server.received]
     assert stored_before == 5  # the explain batches (2, 2, 1) were stored before the stop
     assert summary.skipped == stored_before
-    assert summary.done == 5 * 4 - stored_before  # explain, critique, revise, one counterfactual
+    # explain, critique, revise, one counterfactual and the gold answer's explanation
+    assert summary.done == 5 * 5 - stored_before
     assert not set(sent_before) & set(sent_after)  # no finished prompt was sent twice
-    assert len(TeacherStore(tmp_path).latest()) == 5 * 4
+    assert len(TeacherStore(tmp_path).latest()) == 5 * 5

@@ -8,11 +8,14 @@ import torch
 
 from distillation.errors import ConfigError
 from distillation.features import features_build
+from distillation.students import student_load
 from distillation.training import (
     BEST_DIR,
+    LAST_DIR,
     TRAINING_FILE,
     accelerator_create,
     mixed_precision_resolve,
+    selected_dir,
     student_train,
     training_complete,
 )
@@ -92,8 +95,18 @@ def test_the_best_validation_score_picks_the_saved_model(tmp_path, setup):
         seen_steps.append(model.training)
         return {"accuracy": next(scores), "loss": 1.0}
 
-    result = _train(setup, tmp_path / "run", steps=6, eval_every=2, validate=validate)
+    result = _train(
+        setup,
+        tmp_path / "run",
+        steps=6,
+        eval_every=2,
+        validate=validate,
+        selection="best_validation",
+    )
     assert result.best_step == 4
+    assert (result.selection, result.selected_step) == ("best_validation", 4)
+    assert selected_dir(tmp_path / "run") == tmp_path / "run" / BEST_DIR
+    assert not (tmp_path / "run" / LAST_DIR).exists()
     assert result.best_validation_accuracy == pytest.approx(0.6)
     assert seen_steps == [False, False, False]  # validation runs without dropout
     record = json.loads((tmp_path / "run" / TRAINING_FILE).read_text())
@@ -107,8 +120,32 @@ def test_the_best_validation_score_picks_the_saved_model(tmp_path, setup):
     assert [v["step"] for v in validations] == [2, 4, 6]
 
 
+def test_the_last_selection_keeps_the_final_weights_whatever_validation_says(tmp_path, setup):
+    scores = iter([0.9, 0.1, 0.2])
+    result = _train(
+        setup,
+        tmp_path / "run",
+        steps=6,
+        eval_every=2,
+        validate=lambda model: {"accuracy": next(scores), "loss": 1.0},
+        selection="last",
+    )
+    assert result.best_step == 2  # still recorded, but not what is evaluated
+    assert (result.selection, result.selected_step) == ("last", 6)
+    assert selected_dir(tmp_path / "run") == tmp_path / "run" / LAST_DIR
+    assert not (tmp_path / "run" / BEST_DIR).exists()
+    assert training_complete(tmp_path / "run")
+    kept, _ = student_load(tmp_path / "run" / LAST_DIR)
+    state = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=False)
+    for name, tensor in kept.state_dict().items():
+        assert torch.equal(tensor, state["model"][name]), name
+
+
 def test_gradient_accumulation_consumes_several_batches_per_step(tmp_path, setup):
-    result = _train(setup, tmp_path / "run", steps=2, gradient_accumulation_steps=3, eval_every=2)
+    # 6 examples a step in passes of 2 on one device: 3 accumulation steps.
+    result = _train(
+        setup, tmp_path / "run", steps=2, batch_size=6, per_device_batch_size=2, eval_every=2
+    )
     assert result.steps == 2
     state = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=False)
     # six examples in batches of two: three batches an epoch, so two steps of three span two epochs

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from distillation.config import run_config_load
 from distillation.errors import DistillationError
 from distillation.pipeline import STAGES, pipeline_plan, stages_check
+from distillation.recipe import recipe_lines
 from distillation.services import default_config_path, distillation_run_execute
 
 
@@ -45,7 +46,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="print what would run and what is done; run nothing",
+            help=(
+                "print the effective recipe, its differences from the paper's, what would run "
+                "and what is done; run nothing"
+            ),
         )
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -68,6 +72,12 @@ class Command(BaseCommand):
             if "study" not in stages:
                 stages.append("study")
         if options["dry_run"]:
+            try:
+                recipe = recipe_lines(config, processes=_processes())
+            except DistillationError as error:
+                raise CommandError(str(error)) from None
+            for line in recipe:
+                self.stdout.write(line)
             self.stdout.write(f"Run {config.name!r} in {config.output_dir} ({config_path}):")
             for step in pipeline_plan(config, stages=stages):
                 self.stdout.write(f"  {step.line()}")
@@ -97,3 +107,10 @@ class Command(BaseCommand):
         if summary.study:
             message += f"; study {summary.study!r} is ready at /s/{summary.study}/"
         self.stdout.write(self.style.SUCCESS(message))
+
+
+def _processes() -> int:
+    """The processes of this launch (more than one under ``accelerate launch`` or torchrun)."""
+    from accelerate import PartialState
+
+    return int(PartialState().num_processes)
