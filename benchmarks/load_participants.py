@@ -150,6 +150,9 @@ def server_environment(database_url: str) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=database_url,
         LOG_LEVEL="WARNING",
+        # Every simulated participant arrives from 127.0.0.1; the limit per address would
+        # otherwise admit only the first few (the limit's own cost is still paid).
+        PARTICIPANT_START_RATE="1000000/hour",
     )
     return env
 

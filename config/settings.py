@@ -8,8 +8,10 @@ a secret key and the allowed hosts are required.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
@@ -65,20 +67,28 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
+    "axes",
     "studyapp",
     "distillation",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which parses every POST body: participant pages refuse
+    # uploads and large bodies from the headers alone.
+    "studyapp.middleware.ParticipantBodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -103,6 +113,40 @@ ASGI_APPLICATION = "config.asgi.application"
 
 DATABASES = {"default": env_database("DATABASE_URL", str(BASE_DIR / "db.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Counters that every worker must see alike (failed API tokens, new participants per
+# address, admin login failures) live in this cache: the database's own table by default
+# (created by migration 0006), or Redis when REDIS_URL is set (needs the redis package).
+_redis = env_str("REDIS_URL", None)
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis}
+        if _redis
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+            # Culling would drop live counters; expired rows are deleted as they are met.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        }
+    )
+}
+
+# Admin login brute force (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for
+# one user name from one client address, that pair is locked out (429) for
+# ADMIN_LOGIN_COOLOFF_MINUTES, even with the right password. Pairs, so a guesser elsewhere
+# cannot lock a researcher out. Counted in the shared cache; nothing is written to a table.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "studyapp.ratelimit.client_address"
+# Lockouts are still logged as warnings; the start-up banner and per-attempt lines are not.
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -134,6 +178,26 @@ MEDIA_URL = "media/"
 
 LOGIN_URL = "admin:login"
 
+# Content-Security-Policy on every response (participant pages, the admin, the API docs):
+# only this site's own files run or style a page; no inline script, no eval. htmx is
+# configured (a meta tag in base.html) to need neither; the API docs load Swagger UI's
+# settings as a script file (SpectacularSwaggerSplitView). Images may be data: URIs
+# (admin icons and Swagger UI's CSS use them); nothing else may come from elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 # Participants keep their place for a working day even if they close the tab.
 SESSION_COOKIE_AGE = 60 * 60 * 12
 SESSION_COOKIE_HTTPONLY = True
@@ -154,12 +218,21 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# How many proxies in front of the app append to X-Forwarded-For (nginx alone: 1). The
+# client address that rate limits count is read from that header only when this is set.
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXIES", 0, minimum=0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PARSER_CLASSES": [
+        "studyapp.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
@@ -167,14 +240,18 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env_rate("API_THROTTLE_RATE", "600/minute"),
         "anon": "30/minute",
+        # Refused calls per client address and per token prefix (valid tokens never count).
+        "failed_auth": env_rate("API_FAILED_AUTH_RATE", "30/minute"),
     },
+    # The client address REST framework's throttles count, from the trusted proxies only.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Explanation study API",
     "DESCRIPTION": "Run explanation-rating studies and export their ratings.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SERVE_PERMISSIONS": ["studyapp.api.permissions.MayViewStudies"],
     # Token first, so an anonymous caller gets 401 with a WWW-Authenticate header, as on the API.
     "SERVE_AUTHENTICATION": [
         "rest_framework.authentication.TokenAuthentication",
@@ -184,6 +261,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# New participants admitted per client address; made-up Prolific IDs from one script
+# cannot fill a study faster than this. Counted in the shared cache; addresses are hashed.
+PARTICIPANT_START_RATE = env_rate("PARTICIPANT_START_RATE", "20/hour")
 
 # Participants appear in exports only under a salted hash of their Prolific ID.
 PSEUDONYM_SALT = env_str("STUDY_PSEUDONYM_SALT", None) or SECRET_KEY

@@ -18,6 +18,7 @@ from django.db.models import CharField
 from django.utils import timezone
 
 from studyapp.models import Participant, ParticipantDemographics, Study
+from studyapp.problems import FileProblemsError, ProblemList
 
 PARTICIPANT_ID_HEADERS = ("participant id", "participant_id", "prolific_pid")
 
@@ -47,20 +48,17 @@ FIELD_MAX_LENGTHS = {
 MISSING_VALUES = {"", "data_expired", "consent_revoked", "revoked", "n/a", "na", "none"}
 
 AGE_MAX = 120
+# The width of Participant.prolific_pid.
+PARTICIPANT_ID_MAX_LENGTH = 64
 # Enough unmatched IDs to recognise a wrong file without flooding the page or terminal.
 UNMATCHED_SHOWN = 20
 
 
-class DemographicsFileError(Exception):
-    """The file cannot be imported; ``errors`` lists every problem as 'line N: ...'."""
+class DemographicsFileError(FileProblemsError):
+    """The file cannot be imported; ``errors`` lists its problems as 'line N: ...' (the
+    first ``PROBLEMS_SHOWN``, then how many more)."""
 
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        count = len(errors)
-        super().__init__(
-            f"{count} problem{'s' if count != 1 else ''} in the demographics file:\n"
-            + "\n".join(errors)
-        )
+    what = "the demographics file"
 
 
 @dataclass
@@ -78,9 +76,11 @@ class DemographicsImportSummary:
 def demographics_read(lines: Iterable[str]) -> tuple[list[str], dict[str, dict[str, object]]]:
     """Parse a Prolific demographic export; return (fields found, {participant id: values}).
 
-    Raises ``DemographicsFileError`` listing every bad line.
+    Raises ``DemographicsFileError`` listing the bad lines (checking stops after
+    ``PROBLEMS_SHOWN`` problems; the lines left are only counted).
     """
-    reader = csv.reader(lines)
+    remaining = iter(lines)
+    reader = csv.reader(remaining)
     try:
         header = next(reader)
     except StopIteration:
@@ -102,23 +102,38 @@ def demographics_read(lines: Iterable[str]) -> tuple[list[str], dict[str, dict[s
                 "Nationality, Language, Student status, Employment status)"
             ]
         )
-    errors: list[str] = []
+    errors = ProblemList()
     rows: dict[str, dict[str, object]] = {}
     first_line: dict[str, int] = {}
     try:
         for cells in reader:
+            if errors.full:
+                # Refused whatever follows: count the rest (this row too) instead of checking it.
+                errors.unchecked_lines += any(cell.strip() for cell in cells)
+                errors.skip_rest(remaining)
+                break
             number = reader.line_num
             if not any(cell.strip() for cell in cells):
                 continue
             if len(cells) != len(header):
-                errors.append(f"line {number}: {len(cells)} cells, the header has {len(header)}")
+                errors.add(f"line {number}: {len(cells)} cells, the header has {len(header)}")
+                continue
+            if any("\x00" in cell for cell in cells):
+                # The csv module passes NUL through; PostgreSQL refuses it in text.
+                errors.add(f"line {number}: contains a NUL character")
                 continue
             pid = cells[id_index].strip()
             if not pid:
-                errors.append(f"line {number}: the participant id is empty")
+                errors.add(f"line {number}: the participant id is empty")
+                continue
+            if len(pid) > PARTICIPANT_ID_MAX_LENGTH:
+                errors.add(
+                    f"line {number}: the participant id is {len(pid)} characters long; "
+                    f"Prolific ids have at most {PARTICIPANT_ID_MAX_LENGTH}"
+                )
                 continue
             if pid in first_line:
-                errors.append(
+                errors.add(
                     f"line {number}: participant '{pid}' again (first on line {first_line[pid]})"
                 )
                 continue
@@ -127,9 +142,9 @@ def demographics_read(lines: Iterable[str]) -> tuple[list[str], dict[str, dict[s
             errors.extend(f"line {number}: {problem}" for problem in problems)
             rows[pid] = values
     except csv.Error as exc:
-        errors.append(f"line {reader.line_num}: not valid CSV ({exc})")
+        errors.add(f"line {reader.line_num}: not valid CSV ({exc})")
     if not rows and not errors:
-        errors.append("the file has a header but no participants")
+        errors.add("the file has a header but no participants")
     if errors:
         raise DemographicsFileError(errors)
     found = [f for f in ParticipantDemographics.COVARIATES if f in columns.values()]

@@ -18,9 +18,13 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Length
 from django.http import HttpResponse
 from django.utils import timezone
 
+# The ratings CSV's escaping is defined once, beside its reader: what the export writes, the
+# analysis reads back unchanged.
+from analysis.load import cell_escape
 from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
 
 # Computed once: Dimension.values rebuilds its list on every access.
@@ -33,6 +37,7 @@ RATINGS_COLUMNS: tuple[str, ...] = (
     "condition",
     "explanation_id",
     "explanation_length",
+    "explanation_chars",
     *DIMENSIONS,
     "seconds_on_item",
     "attention_failed",
@@ -46,10 +51,6 @@ class TextWriter(Protocol):
 
     def write(self, text: str, /) -> object: ...
 
-
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection);
-# tab and carriage return start formulas in some spreadsheets too.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 # Ids a query at most; far below SQLite's (32766) and PostgreSQL's limits on parameters.
 CHUNK = 2000
@@ -67,18 +68,6 @@ def participant_pseudonym(prolific_pid: str) -> str:
     return f"p{digest[:16]}"
 
 
-def cell_escape(value: object) -> str:
-    """Text for one CSV cell; a cell a spreadsheet would run as a formula gets a leading quote."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
-    if text.startswith(FORMULA_PREFIXES) and not isinstance(value, int | float):
-        return "'" + text
-    return text
-
-
 # What one rated item needs from the database, read as plain values: building model
 # instances for every assignment, participant and explanation was most of an export's time.
 ITEM_FIELDS = (
@@ -93,14 +82,20 @@ ITEM_FIELDS = (
     "question__external_id",
     "explanation_id",
     "explanation__length",
+    "explanation_chars",
     "explanation__condition__name",
 )
 
 
 def ratings_items(study: Study) -> QuerySet[Assignment, dict[str, Any]]:
-    """The rated items of a study in export order (participant by start time, then position)."""
+    """The rated items of a study in export order (participant by start time, then position).
+
+    ``explanation_chars`` is counted by the database (characters, as Python's ``len``), so
+    the explanation texts themselves are not read.
+    """
     return (
         Assignment.objects.filter(participant__study=study, answered_at__isnull=False)
+        .annotate(explanation_chars=Length("explanation__text"))
         .order_by("participant__started_at", "participant_id", "position")
         .values(*ITEM_FIELDS)
     )
@@ -168,6 +163,7 @@ def ratings_rows_build(
             "condition": item["explanation__condition__name"],
             "explanation_id": item["explanation_id"],
             "explanation_length": item["explanation__length"],
+            "explanation_chars": item["explanation_chars"],
         }
         ratings = values.get(item["id"], {})
         for dimension in DIMENSIONS:

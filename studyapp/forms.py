@@ -6,13 +6,13 @@ from typing import Any
 
 from django import forms
 
-from studyapp.models import DIMENSION_STATEMENTS, LIKERT_LABELS, Dimension
-
-# Prolific IDs are 24 hexadecimal characters; other panels and test links use similar
-# tokens. Braces and percent signs are refused on purpose: they mark an unfilled Prolific
-# variable such as "{{%PROLIFIC_PID%}}" (a preview or a mis-pasted link).
-PROLIFIC_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
-PROLIFIC_ID_MESSAGE = "must be 1–64 letters, digits, '-' or '_'"
+from studyapp.models import (
+    DIMENSION_STATEMENTS,
+    LIKERT_LABELS,
+    PROLIFIC_ID_MESSAGE,
+    PROLIFIC_ID_PATTERN,
+    Dimension,
+)
 
 
 class EntryForm(forms.Form):
@@ -49,7 +49,7 @@ class ConsentForm(forms.Form):
 class RatingForm(forms.Form):
     """One required 1–5 choice per dimension, plus the step the page was shown for."""
 
-    step = forms.RegexField(regex=r"^(item|check)-[0-9]{1,3}$")
+    step = forms.RegexField(regex=r"\A(item|check)-[0-9]{1,3}\Z")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

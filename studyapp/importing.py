@@ -1,7 +1,8 @@
 """Reading and validating an explanations file (JSON Lines, the format in DESIGN.md).
 
-Every line is checked before anything is imported, so a researcher sees all problems of a
-file at once, each with its line number, and a bad file never leaves a half-imported study.
+Every line is checked before anything is imported, so a researcher sees the problems of a
+file at once (the first fifty, each with its line number, and how many more), and a bad
+file never leaves a half-imported study.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
+from studyapp.problems import FileProblemsError, ProblemList
+
 # "METHOD:variant", e.g. "MT+CF:revised"; the parts become Condition.method/data_variant.
-CONDITION_PATTERN = re.compile(r"^(?P<method>[A-Za-z0-9+_.\-]+):(?P<variant>[A-Za-z0-9+_.\-]+)$")
+# Matched whole (fullmatch): "$" would also accept a final newline.
+CONDITION_PATTERN = re.compile(r"(?P<method>[A-Za-z0-9+_.\-]+):(?P<variant>[A-Za-z0-9+_.\-]+)")
 REQUIRED_TEXT_FIELDS = ("condition", "question_id", "question", "answer", "predicted_answer")
 OPTIONAL_TEXT_FIELDS = ("student", "method", "data_variant", "run")
 # The widths of the columns these fields are stored in (studyapp.models): longer text would
@@ -34,16 +38,11 @@ _question_fields = attrgetter("question", "choices", "answer")
 _condition_fields = attrgetter("student", "method", "data_variant")
 
 
-class ExplanationsFileError(Exception):
-    """The file has bad lines; ``errors`` lists each one as 'line N: problem'."""
+class ExplanationsFileError(FileProblemsError):
+    """The file has bad lines; ``errors`` lists each one as 'line N: problem' (the first
+    ``PROBLEMS_SHOWN``, then how many more)."""
 
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        count = len(errors)
-        super().__init__(
-            f"{count} problem{'s' if count != 1 else ''} in the explanations file:\n"
-            + "\n".join(errors)
-        )
+    what = "the explanations file"
 
 
 @dataclass(frozen=True)
@@ -62,30 +61,39 @@ class ExplanationRecord:
     data_variant: str
     student: str = ""
     run: str = ""
+    # The student's output hit the generation cap, so the explanation may be cut short.
+    truncated: bool = False
 
 
 def explanations_read(lines: Iterable[str]) -> list[ExplanationRecord]:
     """Parse and validate every line; raise ``ExplanationsFileError`` listing all bad lines.
 
-    Blank lines are skipped. Besides each line on its own, the file as a whole must agree
+    ``lines`` is read once, in order, so a file can be streamed. Checking stops after
+    ``PROBLEMS_SHOWN`` problems; the lines left are only counted. Blank lines are skipped.
+    Besides each line on its own, the file as a whole must agree
     with itself: one explanation per (condition, question), the same question text, choices
     and answer wherever a question id appears, and the same student, method and data
     variant on every line of a condition.
     """
-    errors: list[str] = []
+    problems = ProblemList()
     records: list[ExplanationRecord] = []
-    for number, raw in enumerate(lines, start=1):
+    remaining = iter(lines)
+    for number, raw in enumerate(remaining, start=1):
         if not raw.strip():
             continue
-        record, problems = _record_parse(number, raw)
-        errors.extend(f"line {number}: {problem}" for problem in problems)
+        record, line_problems = _record_parse(number, raw)
+        problems.extend(f"line {number}: {problem}" for problem in line_problems)
         if record is not None:
             records.append(record)
-    errors.extend(_consistency_problems(records))
-    if not records and not errors:
-        errors.append("the file has no explanations (it is empty)")
-    if errors:
-        raise ExplanationsFileError(errors)
+        if problems.full:
+            # Refused whatever follows: count the rest instead of checking it.
+            problems.skip_rest(remaining)
+            raise ExplanationsFileError(problems)
+    problems.extend(_consistency_problems(records))
+    if not records and not problems:
+        problems.add("the file has no explanations (it is empty)")
+    if problems:
+        raise ExplanationsFileError(problems)
     return records
 
 
@@ -94,6 +102,9 @@ def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]
+    except RecursionError:
+        # The decoder recurses once per level of nesting; no explanation needs more than two.
+        return None, ["not valid JSON for an explanation (nested too deeply)"]
     if not isinstance(data, dict):
         return None, ["not a JSON object"]
 
@@ -105,7 +116,7 @@ def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list
             problems.append(f"missing field '{field}'")
         elif not isinstance(value, str) or not value.strip():
             problems.append(f"field '{field}' must be a non-empty string")
-        else:
+        elif _text_storable(field, value, problems):
             text[field] = value.strip()
     for field in OPTIONAL_TEXT_FIELDS:
         value = data.get(field, "")
@@ -113,7 +124,7 @@ def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list
             value = ""
         if not isinstance(value, str):
             problems.append(f"field '{field}' must be a string")
-        else:
+        elif _text_storable(field, value, problems):
             text[field] = value.strip()
 
     explanation = data.get("explanation")
@@ -123,19 +134,25 @@ def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list
         problems.append("field 'explanation' must be a string")
     elif not explanation.strip():
         problems.append("the explanation is empty")
+    elif not _text_storable("explanation", explanation, problems):
+        explanation = None
+
+    truncated = data.get("truncated", False)
+    if not isinstance(truncated, bool):
+        problems.append(f"field 'truncated' must be true or false, not {_json_shown(truncated)}")
 
     choices = _choices_parse(data.get("choices"), problems)
 
     match = None
     if "condition" in text:
-        match = CONDITION_PATTERN.match(text["condition"])
+        match = CONDITION_PATTERN.fullmatch(text["condition"])
         if match is None:
             problems.append(
-                f"condition '{text['condition']}' is not in the format METHOD:variant "
+                f"condition '{_shown(text['condition'])}' is not in the format METHOD:variant "
                 "(for example 'MT+CF:revised')"
             )
     if choices is not None and "answer" in text and text["answer"] not in choices:
-        problems.append(f"answer '{text['answer']}' is not among the choices")
+        problems.append(f"answer '{_shown(text['answer'])}' is not among the choices")
 
     if problems or match is None or choices is None or not isinstance(explanation, str):
         return None, problems
@@ -152,6 +169,7 @@ def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list
         data_variant=text["data_variant"] or match.group("variant").lower(),
         student=text["student"],
         run=text["run"],
+        truncated=truncated,
     )
     for field, limit in FIELD_MAX_LENGTHS.items():
         length = len(getattr(record, field))
@@ -162,12 +180,53 @@ def _record_parse(number: int, raw: str) -> tuple[ExplanationRecord | None, list
     return record, []
 
 
+# How much of a value a message quotes: enough to find it in the file, never a whole line.
+SHOWN_CHARACTERS = 60
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= SHOWN_CHARACTERS else value[: SHOWN_CHARACTERS - 1] + "…"
+
+
+def _json_shown(value: Any) -> str:
+    """A short description of a JSON value for a message (a container is named, not printed)."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return _shown(json.dumps(value))
+
+
+def text_unstorable(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text in the database (None: it can).
+
+    JSON can spell both problems as escapes: ``\\u0000`` (PostgreSQL refuses NUL in text)
+    and a lone surrogate such as ``\\ud800`` (not a character; no database encodes it).
+    """
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (an unpaired \\ud800–\\udfff escape), which is not text"
+    return None
+
+
+def _text_storable(field: str, value: str, problems: list[str]) -> bool:
+    problem = text_unstorable(value)
+    if problem is not None:
+        problems.append(f"field '{field}' {problem}")
+    return problem is None
+
+
 def _choices_parse(value: Any, problems: list[str]) -> tuple[str, ...] | None:
     if value is None:
         problems.append("missing field 'choices'")
         return None
     if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
         problems.append("field 'choices' must be a list of non-empty strings")
+        return None
+    if not all(_text_storable("choices", choice, problems) for choice in value):
         return None
     choices = tuple(c.strip() for c in value)
     if len(choices) < 2:

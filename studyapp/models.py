@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -96,11 +98,27 @@ A few pages ask you to choose a particular answer to check that you are reading 
 Please follow what those pages ask."""
 
 
+# Prolific IDs are 24 hexadecimal characters; other panels and test links use similar
+# tokens. Braces and percent signs are refused on purpose: they mark an unfilled Prolific
+# variable such as "{{%PROLIFIC_PID%}}" (a preview or a mis-pasted link). Patterns end in \Z,
+# never $: "$" also matches before a final newline, so "abc\n" would pass as a second "abc".
+PROLIFIC_ID_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9_\-]{0,63}\Z"
+PROLIFIC_ID_MESSAGE = "must be 1–64 letters, digits, '-' or '_'"
+
+
 def _likert_range(field: str, *, name: str) -> models.CheckConstraint:
     low, high = f"{field}__gte", f"{field}__lte"
     return models.CheckConstraint(
         condition=Q(**{low: LIKERT_MIN}) & Q(**{high: LIKERT_MAX}), name=name
     )
+
+
+class StudyConflictError(Exception):
+    """The request contradicts what the database already holds for this study."""
+
+
+class StudyPlanFrozenError(StudyConflictError):
+    """A change to the analysis plan of a study that has gone live (its plan is registered)."""
 
 
 def completion_code_new() -> str:
@@ -137,9 +155,33 @@ class Study(models.Model):
         blank=True,
         help_text="Rate no explanation more often than this (1: every explanation exactly once).",
     )
+    prolific_study_id = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[
+            RegexValidator(PROLIFIC_ID_PATTERN, f"The Prolific study id {PROLIFIC_ID_MESSAGE}.")
+        ],
+        help_text="The study's id on Prolific. When set, only links carrying this STUDY_ID "
+        "are admitted; blank: not checked.",
+    )
     consent_text = models.TextField(default=DEFAULT_CONSENT_TEXT)
     instructions_text = models.TextField(default=DEFAULT_INSTRUCTIONS_TEXT)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The pre-registered analysis plan, stored whole so that the study alone says how it is
+    # to be analysed; blank: none registered (the analysis then uses the "standard" plan).
+    plan_name = models.CharField(
+        max_length=200, blank=True, help_text="Name of the registered analysis plan."
+    )
+    plan_text = models.TextField(blank=True, help_text="The registered plan's TOML text.")
+    plan_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the plan text (UTF-8), in hex."
+    )
+    plan_frozen_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the study first went live; from then on its plan cannot change.",
+    )
 
     class Meta:
         verbose_name_plural = "studies"
@@ -151,14 +193,116 @@ class Study(models.Model):
             models.CheckConstraint(
                 condition=Q(time_limit_minutes__gte=1), name="study_time_limit_positive"
             ),
+            models.CheckConstraint(
+                condition=Q(plan_name="", plan_text="", plan_sha256="")
+                | (~Q(plan_name="") & ~Q(plan_text="") & ~Q(plan_sha256="")),
+                name="study_plan_whole",
+            ),
+            # Whatever makes a study live, its plan is frozen by then.
+            models.CheckConstraint(
+                condition=~Q(status="live") | Q(plan_frozen_at__isnull=False),
+                name="study_live_plan_frozen",
+            ),
         ]
+
+    PLAN_FIELDS = ("plan_name", "plan_text", "plan_sha256", "plan_frozen_at")
+    # The plan fields as last read from or written to the database (None: a new study).
+    _plan_stored: tuple[Any, ...] | None = None
 
     def __str__(self) -> str:
         return self.slug
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, refusing a change to a frozen plan and freezing the plan on going live.
+
+        Services change the plan through ``plan_register`` under a row lock; this check
+        catches any other route (a form, a script) that edits a loaded study.
+        """
+        stored = getattr(self, "_plan_stored", None)
+        if stored is not None and stored[-1] is not None and self._plan_state() != stored:
+            raise StudyPlanFrozenError(self.plan_frozen_message())
+        if self.status == self.Status.LIVE and self.plan_frozen_at is None:
+            self.plan_frozen_at = timezone.now()
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "plan_frozen_at"}
+        super().save(*args, **kwargs)
+        self._plan_stored = self._plan_state()
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> Study:
+        study = super().from_db(*args, **kwargs)
+        study._plan_stored = study._plan_state()
+        return study
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        fields = kwargs.get("fields")
+        if fields is None and len(args) > 1:
+            fields = args[1]
+        stored = list(self._plan_stored or [None] * len(self.PLAN_FIELDS))
+        current = self._plan_state()
+        for index, name in enumerate(self.PLAN_FIELDS):
+            if fields is None or name in fields:
+                stored[index] = current[index]
+        self._plan_stored = tuple(stored)
+
+    def _plan_state(self) -> tuple[Any, ...]:
+        # Deferred fields are left out of the comparison rather than read again.
+        return tuple(self.__dict__.get(name) for name in self.PLAN_FIELDS)
+
     @property
     def is_live(self) -> bool:
         return self.status == self.Status.LIVE
+
+    @property
+    def plan_frozen(self) -> bool:
+        """The study has gone live: its plan (or the absence of one) is final."""
+        return self.plan_frozen_at is not None
+
+    @property
+    def plan_registered(self) -> bool:
+        return bool(self.plan_text)
+
+    def plan_description(self) -> str:
+        """The registered plan in one line: its name and hash, and whether it is frozen."""
+        if self.plan_registered:
+            text = f"'{self.plan_name}' (sha256 {self.plan_sha256})"
+        else:
+            text = "none registered (the study is analysed under the 'standard' plan)"
+        if self.plan_frozen_at is not None:
+            return f"{text}; frozen since {self.plan_frozen_at:%Y-%m-%d %H:%M} UTC"
+        return f"{text}; it can change until the study goes live"
+
+    def plan_frozen_message(self) -> str:
+        """Why the plan of this frozen study cannot change, in one line."""
+        when = f"{self.plan_frozen_at:%Y-%m-%d %H:%M} UTC" if self.plan_frozen_at else "earlier"
+        if self.plan_registered:
+            return (
+                f"study '{self.slug}' went live on {when}; its analysis plan "
+                f"'{self.plan_name}' (sha256 {self.plan_sha256[:12]}…) is frozen and cannot change"
+            )
+        return (
+            f"study '{self.slug}' went live on {when} without an analysis plan; a plan can no "
+            "longer be registered (it is analysed under the 'standard' plan)"
+        )
+
+    def plan_register(self, *, name: str, text: str, sha256: str) -> bool:
+        """Set the plan (all three blank: none) on this instance; False when it is unchanged.
+
+        Raises ``StudyPlanFrozenError`` when the study has gone live and the plan differs;
+        registering the same plan again is allowed, so repeated imports stay idempotent.
+        """
+        if (name, text, sha256) == (self.plan_name, self.plan_text, self.plan_sha256):
+            return False
+        if self.plan_frozen:
+            raise StudyPlanFrozenError(self.plan_frozen_message())
+        self.plan_name, self.plan_text, self.plan_sha256 = name, text, sha256
+        return True
+
+    def admits_prolific_study(self, prolific_study_id: str) -> bool:
+        """Whether a link with this STUDY_ID may enter (any, when no Prolific id is set)."""
+        return not self.prolific_study_id or prolific_study_id == self.prolific_study_id
 
     def time_limit_cutoff(self, now: datetime | None = None) -> datetime:
         """Participants who started before this moment have run out of time."""
@@ -216,6 +360,10 @@ class Explanation(models.Model):
     text = models.TextField()
     length = models.PositiveIntegerField(help_text="Length of the text in words.")
     run = models.CharField(max_length=200, blank=True, help_text="The run that produced it.")
+    truncated = models.BooleanField(
+        default=False,
+        help_text="The student's output hit the generation cap: the text may be cut short.",
+    )
 
     class Meta:
         ordering = ["condition", "question"]
@@ -240,6 +388,8 @@ class Participant(models.Model):
         RETURNED = "returned", "Returned"
         TIMED_OUT = "timed_out", "Timed out"
         NO_CONSENT = "no_consent", "No consent"
+        # Excluded by a researcher before finishing: their unrated items went back to the pool.
+        STOPPED = "stopped", "Stopped by a researcher"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
     prolific_pid = models.CharField(max_length=64)

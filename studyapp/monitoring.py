@@ -29,7 +29,8 @@ class StudyProgress:
     participants_started: int  # consented and got items
     participants_active: int  # still within the time limit
     participants_completed: int
-    participants_abandoned: int  # returned, timed out, or active past the time limit
+    # returned, timed out, stopped by a researcher, or active past the time limit
+    participants_abandoned: int
     participants_no_consent: int
     participants_excluded: int
     participants_attention_flagged: int
@@ -41,6 +42,8 @@ class StudyProgress:
     exposure_histogram: dict[int, int]
     attention_checks_answered: int
     attention_checks_failed: int
+    # Excluded participants still active: their unrated items still hold explanations.
+    participants_excluded_holding: int = 0
 
     @property
     def attention_fail_rate(self) -> float | None:
@@ -78,9 +81,13 @@ def study_progress(*, study: Study, now: datetime | None = None) -> StudyProgres
         participants_completed=status.get(Participant.Status.COMPLETED, 0),
         participants_abandoned=status.get(Participant.Status.RETURNED, 0)
         + status.get(Participant.Status.TIMED_OUT, 0)
+        + status.get(Participant.Status.STOPPED, 0)
         + active_late,
         participants_no_consent=no_consent,
         participants_excluded=participants.filter(excluded=True).count(),
+        participants_excluded_holding=participants.filter(
+            excluded=True, status=Participant.Status.ACTIVE
+        ).count(),
         participants_attention_flagged=participants.filter(
             attention_failures__gte=Participant.ATTENTION_FAILURES_TO_FLAG
         ).count(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,18 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from analysis.errors import AnalysisError
+from analysis.options import OVERRIDE_OPTIONS
+from analysis.plan import AnalysisPlan
 from studyapp.exports import ratings_columns, ratings_rows, study_covariates
 from studyapp.models import Study, StudyReport
+from studyapp.plans import study_plan
 
 logger = logging.getLogger(__name__)
 
-# Demographic controls of the regression; only used when every rated item has them, since
-# rows without them would drop out of the controlled model and change its sample.
+# Demographic controls of the regression for a study without a registered plan; only used
+# when every rated item has them, since rows without them would drop out of the controlled
+# model and change its sample.
 REPORT_COVARIATES = ("age", "sex")
 
 
@@ -43,31 +49,66 @@ def report_dir_default(study: Study, *, now: datetime | None = None) -> Path:
     return Path(settings.RUNS_DIR) / "reports" / study.slug / stamp
 
 
-def study_report_run(*, study: Study, out_dir: Path | None = None) -> StudyReport:
+# The options that override single settings of a plan (``analysis.report.report_write``).
+PLAN_OVERRIDES = OVERRIDE_OPTIONS
+
+
+def study_report_run(
+    *,
+    study: Study,
+    out_dir: Path | None = None,
+    plan: AnalysisPlan | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> StudyReport:
     """Analyse the study's current ratings export, write the report and record it.
 
-    Age and sex, when imported for everyone, enter the regression as covariates. Raises
-    ``ReportError`` with the analysis's own message when the data cannot be analysed
-    (no ratings yet, a single condition, ...).
+    The analysis runs under ``plan``, by default the plan the study registered (else the
+    ``standard`` plan); the report says whether it ran under the registered plan
+    unchanged. ``overrides`` (keys of ``PLAN_OVERRIDES``) change single settings and are
+    listed in the report as deviations. A study that registered no plan, analysed without
+    a named plan, keeps its demographic controls: age and sex, when imported for everyone,
+    enter the regression as covariates (the report lists that as a deviation from
+    ``standard``). Raises ``ReportError`` with the analysis's own message when the plan or
+    the data cannot be analysed (no ratings yet, a single condition, ...).
     """
     # Imported here: the analysis stack (statsmodels, matplotlib) is heavy and only this
     # action needs it, so admin pages and the API do not pay for it on startup.
     import pandas as pd
 
-    from analysis.errors import AnalysisError
     from analysis.report import report_write
 
+    options = dict(overrides or {})
+    unknown = sorted(set(options) - set(PLAN_OVERRIDES))
+    if unknown:
+        raise ReportError(
+            f"unknown plan override(s) {', '.join(unknown)}; overrides are: "
+            + ", ".join(PLAN_OVERRIDES)
+        )
     rows = ratings_rows(study)
     if not rows:
         raise ReportError(f"study '{study.slug}' has no ratings yet; there is nothing to analyse")
     frame = pd.DataFrame(rows, columns=ratings_columns(covariates=study_covariates([study])))
-    covariates = [
-        name for name in REPORT_COVARIATES if name in frame.columns and frame[name].notna().all()
-    ]
+    try:
+        used = plan if plan is not None else study_plan(study)
+    except AnalysisError as exc:
+        raise ReportError(str(exc)) from None
+    if plan is None and not study.plan_registered and options.get("covariates") is None:
+        covariates = [
+            name
+            for name in REPORT_COVARIATES
+            if name in frame.columns and frame[name].notna().all()
+        ]
+        options["covariates"] = covariates or None
     now = timezone.now()
     target = out_dir or report_dir_default(study, now=now)
     try:
-        summary = report_write(frame, target, covariates=covariates)
+        summary = report_write(
+            frame,
+            target,
+            plan=used,
+            registered_sha256=study.plan_sha256 or None,
+            **options,
+        )
     except AnalysisError as exc:
         raise ReportError(str(exc)) from None
     except Exception as exc:

@@ -7,11 +7,11 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -30,11 +30,11 @@ from studyapp.models import (
     ParticipantExclusion,
     Question,
     Study,
+    StudyConflictError,
 )
 
-
-class StudyConflictError(Exception):
-    """The request contradicts what the database already holds for this study."""
+if TYPE_CHECKING:
+    from analysis.plan import AnalysisPlan
 
 
 def study_create_from_explanations(
@@ -45,13 +45,17 @@ def study_create_from_explanations(
     completion_code: str | None = None,
     per_condition: int | None = None,
     live: bool = False,
+    plan: AnalysisPlan | None = None,
 ) -> Study:
     """Create the study ``slug`` with the item pool in ``records``, or bring it up to date.
 
     Idempotent: importing the same records again changes nothing. New conditions,
     questions and explanations are added; an explanation or question that differs from the
     stored one raises ``StudyConflictError`` instead of silently changing what earlier
-    participants rated. ``live`` opens the study (a closed study stays closed).
+    participants rated. ``plan`` registers an analysis plan (None leaves the study's plan
+    as it is); a different plan for a study that has gone live raises
+    ``StudyPlanFrozenError``. ``live`` opens the study (a closed study stays closed), which
+    freezes its plan.
     """
     if not records:
         raise StudyConflictError("there are no explanations to import")
@@ -59,13 +63,17 @@ def study_create_from_explanations(
         study = _study_upsert(
             slug=slug, title=title, completion_code=completion_code, per_condition=per_condition
         )
+        if plan is not None and study.plan_register(
+            name=plan.name, text=plan.text, sha256=plan.sha256
+        ):
+            study.save(update_fields=["plan_name", "plan_text", "plan_sha256"])
         conditions = _conditions_upsert(study=study, records=records)
         questions = _questions_upsert(study=study, records=records)
         _explanations_upsert(records=records, conditions=conditions, questions=questions)
         _study_check_pool(study=study)
         if live and study.status in (Study.Status.DRAFT, Study.Status.PAUSED):
             study.status = Study.Status.LIVE
-            study.save(update_fields=["status"])
+            study.save(update_fields=["status"])  # the model freezes the plan with it
         elif live and study.status == Study.Status.CLOSED:
             raise StudyConflictError(
                 f"study '{slug}' is closed; reopen it in the admin if you really mean to"
@@ -181,6 +189,7 @@ def _explanations_upsert(
         for e in Explanation.objects.filter(condition_id__in=condition_ids)
     }
     new: list[Explanation] = []
+    newly_cut: list[int] = []
     for record in records:
         condition = conditions[record.condition]
         question = questions[record.question_id]
@@ -194,6 +203,7 @@ def _explanations_upsert(
                     text=record.explanation,
                     length=Explanation.words_count(record.explanation),
                     run=record.run,
+                    truncated=record.truncated,
                 )
             )
         elif (existing.predicted_answer, existing.text) != (
@@ -205,7 +215,13 @@ def _explanations_upsert(
                 f"condition '{record.condition}' differs from the stored one; import changed "
                 "explanations under a new study slug"
             )
+        elif record.truncated and not existing.truncated:
+            # The same text, now known to be cut (files written before the flag lack it);
+            # a file without the flag never clears it.
+            newly_cut.append(existing.pk)
     Explanation.objects.bulk_create(new)
+    if newly_cut:
+        Explanation.objects.filter(pk__in=newly_cut).update(truncated=True)
 
 
 def _study_check_pool(*, study: Study) -> None:
@@ -228,7 +244,8 @@ def _study_check_pool(*, study: Study) -> None:
 
 
 class StudyUnavailableError(Exception):
-    """The study admits no new participant; ``reason`` is 'draft', 'paused', 'closed' or 'full'."""
+    """The study admits no new participant; ``reason`` is 'draft', 'paused', 'closed', 'full'
+    or 'wrong_study' (the link's STUDY_ID is not the study's Prolific id)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -279,19 +296,22 @@ def participant_start(
     """Admit a consenting participant and give them their items and attention checks.
 
     Idempotent per Prolific ID: a second call (double click, second tab) returns the
-    participant the first one created, with the same items. The study row is locked for
+    participant the first one created, with the same items. A study with a Prolific study
+    id admits only that ``prolific_study_id``. The study row is locked for
     the duration (on PostgreSQL), so participants arriving together are assigned one after
     another from up-to-date exposure counts; SQLite serialises writers by itself.
     """
     rng = rng or random.SystemRandom()
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Study.objects.select_for_update().get(pk=study.pk)
+        locked = _study_lock(study)
         existing = Participant.objects.filter(study=locked, prolific_pid=prolific_pid).first()
         if existing is not None:
             return existing
         if locked.status != Study.Status.LIVE:
             raise StudyUnavailableError(locked.status)
+        if not locked.admits_prolific_study(prolific_study_id):
+            raise StudyUnavailableError("wrong_study")
         participants_expire(study=locked, now=now)
         pool = selectors.pool_items(study=locked, now=now)
         if selectors.study_is_full(study=locked, now=now, pool=pool):
@@ -315,6 +335,17 @@ def participant_start(
         _items_assign(participant=participant, chosen=chosen, rng=rng)
         _attention_checks_place(participant=participant, item_count=len(chosen), rng=rng)
     return participant
+
+
+def _study_lock(study: Study) -> Study:
+    """The study's row, locked until the transaction ends (PostgreSQL; SQLite serialises writers).
+
+    Every service that creates or changes a participant together with its study takes this
+    lock first and the participant's row after it. A participant's insert also locks the
+    study's row (its foreign key), so a service that inserted first and locked the study
+    second would deadlock with one that did the opposite.
+    """
+    return Study.objects.select_for_update().get(pk=study.pk)
 
 
 def _items_assign(*, participant: Participant, chosen: list[PoolItem], rng: random.Random) -> None:
@@ -357,17 +388,21 @@ def participant_decline(
 ) -> Participant:
     """Record that this Prolific ID declined consent; nothing else about them is kept.
 
-    A participant who already consented keeps their record unchanged.
+    A participant who already consented keeps their record unchanged. The study's row is
+    locked first, as ``participant_start`` locks it, so a consent and a refusal of the same
+    Prolific ID arriving together take turns instead of deadlocking.
     """
-    participant, _ = Participant.objects.get_or_create(
-        study=study,
-        prolific_pid=prolific_pid,
-        defaults={
-            "prolific_study_id": prolific_study_id,
-            "prolific_session_id": prolific_session_id,
-            "status": Participant.Status.NO_CONSENT,
-        },
-    )
+    with transaction.atomic():
+        locked = _study_lock(study)
+        participant, _ = Participant.objects.get_or_create(
+            study=locked,
+            prolific_pid=prolific_pid,
+            defaults={
+                "prolific_study_id": prolific_study_id,
+                "prolific_session_id": prolific_session_id,
+                "status": Participant.Status.NO_CONSENT,
+            },
+        )
     return participant
 
 
@@ -548,17 +583,37 @@ STUDY_STATUS_CHANGES: dict[str, tuple[str, ...]] = {
 }
 
 
-def study_status_change(*, study: Study, status: str) -> bool:
+def study_status_change(*, study: Study, status: str, now: datetime | None = None) -> bool:
     """Open, pause or close a study; return False when it is already in (or cannot reach) it.
 
     Pausing only makes sense for a live study; a closed study may be reopened on purpose.
+    The first opening freezes the study's analysis plan (a later one keeps that time).
     """
     allowed_from = STUDY_STATUS_CHANGES.get(status)
     if allowed_from is None:
         raise ValueError(f"a study cannot be set to '{status}' by hand")
-    changed = Study.objects.filter(pk=study.pk, status__in=allowed_from).update(status=status)
-    study.refresh_from_db(fields=["status"])
+    values: dict[str, Any] = {"status": status}
+    if status == Study.Status.LIVE:
+        values["plan_frozen_at"] = Coalesce(F("plan_frozen_at"), Value(now or timezone.now()))
+    changed = Study.objects.filter(pk=study.pk, status__in=allowed_from).update(**values)
+    study.refresh_from_db(fields=["status", "plan_frozen_at"])
     return bool(changed)
+
+
+def study_plan_set(*, study: Study, plan: AnalysisPlan | None) -> bool:
+    """Register ``plan`` as the study's analysis plan (None: remove it); False if unchanged.
+
+    The study row is locked and read again, so a study that went live meanwhile is seen:
+    a change to the plan of a study that has gone live raises ``StudyPlanFrozenError``.
+    """
+    name, text, sha256 = (plan.name, plan.text, plan.sha256) if plan is not None else ("", "", "")
+    with transaction.atomic():
+        locked = _study_lock(study)
+        changed = locked.plan_register(name=name, text=text, sha256=sha256)
+        if changed:
+            locked.save(update_fields=["plan_name", "plan_text", "plan_sha256"])
+    study.refresh_from_db(fields=list(Study.PLAN_FIELDS))
+    return changed
 
 
 def participant_exclusion_set(
@@ -567,7 +622,10 @@ def participant_exclusion_set(
     """Exclude (or re-include) a participant, keeping an audit record with the reason.
 
     Returns False and records nothing when the participant is already in that state.
-    Their ratings stay in the database and in exports, flagged by ``excluded``.
+    Their ratings stay in the database and in exports, flagged by ``excluded``. Excluding
+    a participant who has not finished also stops them: their unrated items go back to the
+    pool and they can answer no more. Re-including them does not restart them, since
+    their items may have gone to others meanwhile.
     """
     reason = reason.strip()
     if not reason:
@@ -580,8 +638,27 @@ def participant_exclusion_set(
             ParticipantExclusion.objects.create(
                 participant=participant, excluded=excluded, reason=reason, decided_by=decided_by
             )
-    participant.refresh_from_db(fields=["excluded"])
+            if excluded:
+                _excluded_stop(Participant.objects.filter(pk=participant.pk))
+    participant.refresh_from_db(fields=["excluded", "status"])
     return bool(changed)
+
+
+def _excluded_stop(participants: QuerySet[Participant]) -> int:
+    """Stop the excluded among ``participants`` who are still active; their unrated items
+    stop holding explanations (``selectors.assignments_holding`` counts active ones only)."""
+    return participants.filter(excluded=True, status=Participant.Status.ACTIVE).update(
+        status=Participant.Status.STOPPED
+    )
+
+
+def excluded_release(*, study: Study) -> int:
+    """Release the unrated items of the study's excluded participants who are still active.
+
+    Exclusion stops a participant at once; this catches those excluded another way (an
+    older version, a script). Returns how many participants were stopped.
+    """
+    return _excluded_stop(Participant.objects.filter(study=study))
 
 
 def participant_stop(*, participant: Participant, status: str) -> bool:

@@ -26,6 +26,7 @@ from django_htmx.middleware import HtmxDetails
 
 from studyapp import rows, selectors, services
 from studyapp.forms import ConsentForm, EntryForm, RatingForm
+from studyapp.middleware import participant_body_limited
 from studyapp.models import (
     DIMENSION_DEFINITIONS,
     LIKERT_LABELS,
@@ -33,6 +34,7 @@ from studyapp.models import (
     Participant,
     Study,
 )
+from studyapp.ratelimit import client_address, participant_start_counter
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -129,7 +131,7 @@ def _page(
 
 
 def _unavailable(request: HtmxHttpRequest, study: Study | None, reason: str) -> HttpResponse:
-    status = 404 if study is None else 200
+    status = 404 if study is None else 403 if reason == "wrong_study" else 200
     return _page(request, "unavailable.html", study, status=status, reason=reason)
 
 
@@ -156,7 +158,7 @@ def study_page(
 ) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
     """Resolve the study in the URL (a clear 404 page when there is none); never cached,
     so the back button re-asks the server where the participant is instead of re-showing
-    an old item."""
+    an old item. Like every participant page, it takes no uploads and only small bodies."""
 
     @wraps(view)
     def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
@@ -165,7 +167,7 @@ def study_page(
             return _unavailable(request, None, "missing")
         return _bindings_store(request, view(request, study))
 
-    return never_cache(wrapper)
+    return never_cache(participant_body_limited(wrapper))
 
 
 def participant_page(
@@ -204,7 +206,7 @@ def participant_page(
             return HttpResponseClientRefresh()
         return response
 
-    return never_cache(wrapper)
+    return never_cache(participant_body_limited(wrapper))
 
 
 @require_GET
@@ -221,6 +223,9 @@ def entry(request: HtmxHttpRequest, study: Study) -> HttpResponse:
         return _page(request, "link_incomplete.html", study, status=400, problems=form.problems())
 
     pid = form.cleaned_data["PROLIFIC_PID"]
+    if not study.admits_prolific_study(form.cleaned_data["STUDY_ID"]):
+        # A link made up, or meant for another Prolific study: nobody is bound or created.
+        return _unavailable(request, study, "wrong_study")
     participant = selectors.participant_get(study=study, prolific_pid=pid)
     if participant is None:
         if study.status != Study.Status.LIVE:
@@ -266,12 +271,32 @@ def consent(request: HtmxHttpRequest, study: Study) -> HttpResponse:
     if form.cleaned_data["decision"] == "decline":
         participant = services.participant_decline(study=study, **ids)
     else:
+        limited = _arrivals_limited(request, study, binding["pid"])
+        if limited is not None:
+            return limited
         try:
             participant = services.participant_start(study=study, **ids)
         except services.StudyUnavailableError as exc:
             return _unavailable(request, study, exc.reason)
     _bind(request, study, participant=participant.pk)
     return _continue(request, study, participant)
+
+
+def _arrivals_limited(request: HtmxHttpRequest, study: Study, pid: str) -> HttpResponse | None:
+    """Refuse a new participant from an address that admitted too many lately (429).
+
+    Counted before the start, so refused attempts count too; a Prolific ID that already
+    has a participant (a second tab, another device) is never held back.
+    """
+    if selectors.participant_get(study=study, prolific_pid=pid) is not None:
+        return None
+    counter = participant_start_counter()
+    address = client_address(request)
+    if counter.hit(address) > counter.rate.count:
+        response = _page(request, "unavailable.html", study, status=429, reason="busy")
+        response["Retry-After"] = str(counter.retry_after())
+        return response
+    return None
 
 
 @require_GET

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from studyapp.admin.forms import ReasonForm
 from studyapp.exports import ratings_download, ratings_export_write
 from studyapp.models import Participant, ParticipantExclusion, Study
+from studyapp.permissions import RATINGS_VIEW, user_may
 from studyapp.services import participant_exclusion_set, participant_stop
 
 
@@ -220,8 +221,12 @@ class ParticipantAdmin(admin.ModelAdmin):
 
     # ---- export -----------------------------------------------------------------------
 
+    def has_ratings_permission(self, request: HttpRequest) -> bool:
+        """May read what participants answered (the rule the API's ratings endpoints use)."""
+        return user_may(request.user, RATINGS_VIEW)
+
     @admin.action(
-        description="Export ratings of the selected participants (CSV)", permissions=["view"]
+        description="Export ratings of the selected participants (CSV)", permissions=["ratings"]
     )
     def ratings_export(self, request: HttpRequest, queryset: QuerySet[Participant]) -> HttpResponse:
         studies = list(Study.objects.filter(participants__in=queryset).distinct().order_by("slug"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from csp.constants import NONE, UNSAFE_INLINE
+from csp.decorators import csp
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
@@ -23,16 +25,37 @@ from studyapp.demographics import (
 )
 from studyapp.exports import ratings_download, ratings_export_write
 from studyapp.management.commands.create_study import PROLIFIC_QUERY
-from studyapp.models import Condition, Participant, Study, StudyReport
+from studyapp.models import (
+    Condition,
+    Explanation,
+    Participant,
+    Study,
+    StudyPlanFrozenError,
+    StudyReport,
+)
 from studyapp.monitoring import bars_layout, study_latest_report, study_progress
+from studyapp.permissions import PARTICIPANTS_CHANGE, RATINGS_VIEW, user_may
 from studyapp.reports import ReportError, report_html_path, study_report_run
 from studyapp.services import (
     STUDY_STATUS_CHANGES,
     StudyConflictError,
+    excluded_release,
     study_create_from_explanations,
+    study_plan_set,
     study_status_change,
 )
 from studyapp.uploads import UploadError, upload_lines
+
+# A written report embeds its figures as data: images and its styles in a style element, and
+# runs no script; served from the admin, it gets exactly that policy instead of the site's.
+REPORT_POLICY = {
+    "default-src": [NONE],
+    "img-src": ["data:"],
+    "style-src": [UNSAFE_INLINE],
+    "base-uri": [NONE],
+    "form-action": [NONE],
+    "frame-ancestors": [NONE],
+}
 
 STATUS_ACTIONS = {
     "open": (Study.Status.LIVE, "opened"),
@@ -54,8 +77,8 @@ class ConditionInline(admin.TabularInline):
     """Conditions come from the explanations file; only their descriptions can be corrected."""
 
     model = Condition
-    fields = ("name", "method", "data_variant", "student", "explanation_count")
-    readonly_fields = ("name", "explanation_count")
+    fields = ("name", "method", "data_variant", "student", "explanation_count", "truncated_count")
+    readonly_fields = ("name", "explanation_count", "truncated_count")
     extra = 0
     can_delete = False
     show_change_link = False
@@ -68,13 +91,26 @@ class ConditionInline(admin.TabularInline):
         return (
             super()
             .get_queryset(request)
-            .annotate(n_explanations=Count("explanations"))
+            .annotate(
+                n_explanations=Count("explanations"),
+                n_truncated=Count("explanations", filter=Q(explanations__truncated=True)),
+            )
             .order_by("name")
         )
 
     @admin.display(description="explanations")
     def explanation_count(self, obj: Condition) -> int:
         return getattr(obj, "n_explanations", 0)
+
+    @admin.display(description="cut at the generation cap")
+    def truncated_count(self, obj: Condition) -> str:
+        count = getattr(obj, "n_truncated", 0)
+        if not count:
+            return "0"
+        url = reverse("admin:studyapp_explanation_changelist")
+        return format_html(
+            '<a href="{}?condition__id__exact={}&amp;truncated__exact=1">{}</a>', url, obj.pk, count
+        )
 
 
 @admin.register(Study)
@@ -86,12 +122,20 @@ class StudyAdmin(admin.ModelAdmin):
         "status",
         "participants_started",
         "participants_completed",
+        "plan_label",
         "created_at",
         "dashboard_link",
     )
     list_filter = ("status",)
     search_fields = ("slug", "title")
-    readonly_fields = ("slug", "status", "created_at", "dashboard_link")
+    readonly_fields = (
+        "slug",
+        "status",
+        "created_at",
+        "dashboard_link",
+        "plan_summary",
+        "plan_text_shown",
+    )
     inlines = [ConditionInline]
     actions = ["study_open", "study_pause", "study_close", "ratings_export"]
     fieldsets = (
@@ -101,6 +145,7 @@ class StudyAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "completion_code",
+                    "prolific_study_id",
                     "per_condition",
                     "attention_checks",
                     "time_limit_minutes",
@@ -111,6 +156,13 @@ class StudyAdmin(admin.ModelAdmin):
         ),
         ("Texts", {"fields": ("consent_text", "instructions_text")}),
     )
+    PLAN_INPUTS = ("plan", "plan_file", "plan_toml")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Once the study has gone live its plan is shown, never offered for editing.
+        inputs = () if obj is not None and obj.plan_frozen else self.PLAN_INPUTS
+        plan = ("Analysis plan", {"fields": ("plan_summary", *inputs, "plan_text_shown")})
+        return (*self.fieldsets, plan)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return (
@@ -133,6 +185,30 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.display(description="completed", ordering="n_completed")
     def participants_completed(self, obj: Study) -> int:
         return getattr(obj, "n_completed", 0)
+
+    @admin.display(description="plan")
+    def plan_label(self, obj: Study) -> str:
+        name = obj.plan_name or "none"
+        return f"{name} (frozen)" if obj.plan_frozen else name
+
+    @admin.display(description="registered plan")
+    def plan_summary(self, obj: Study) -> str:
+        return obj.plan_description()
+
+    @admin.display(description="registered plan text")
+    def plan_text_shown(self, obj: Study) -> str:
+        if not obj.plan_text:
+            return "-"
+        return format_html('<pre id="plan-text">{}</pre>', obj.plan_text)
+
+    def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if getattr(form, "plan_given", False):
+            try:
+                study_plan_set(study=obj, plan=form.plan_new)
+            except StudyPlanFrozenError as exc:
+                # The study went live between the form's check and now.
+                self.message_user(request, f"The plan was not changed: {exc}.", messages.ERROR)
 
     @admin.display(description="dashboard")
     def dashboard_link(self, obj: Study) -> str:
@@ -174,7 +250,13 @@ class StudyAdmin(admin.ModelAdmin):
     def study_close(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         self._status_action(request, queryset, "close")
 
-    @admin.action(description="Export ratings of the selected studies (CSV)", permissions=["view"])
+    def has_ratings_permission(self, request: HttpRequest) -> bool:
+        """May read what participants answered (the rule the API's ratings endpoints use)."""
+        return user_may(request.user, RATINGS_VIEW)
+
+    @admin.action(
+        description="Export ratings of the selected studies (CSV)", permissions=["ratings"]
+    )
     def ratings_export(self, request: HttpRequest, queryset: QuerySet[Study]) -> HttpResponse:
         studies = list(queryset.order_by("slug"))
         name = studies[0].slug if len(studies) == 1 else f"{len(studies)}-studies"
@@ -199,6 +281,11 @@ class StudyAdmin(admin.ModelAdmin):
                 name="studyapp_study_status",
             ),
             path(
+                "<path:object_id>/release-excluded/",
+                wrap(require_POST(self.release_excluded_view)),
+                name="studyapp_study_release_excluded",
+            ),
+            path(
                 "<path:object_id>/analyze/",
                 wrap(require_POST(self.analyze_view)),
                 name="studyapp_study_analyze",
@@ -210,7 +297,8 @@ class StudyAdmin(admin.ModelAdmin):
             ),
             path(
                 "<path:object_id>/reports/<int:report_id>/",
-                wrap(self.report_view),
+                # django-csp types a view as taking the request alone.
+                wrap(csp(REPORT_POLICY)(self.report_view)),  # type: ignore[arg-type]
                 name="studyapp_study_report",
             ),
             path(
@@ -250,6 +338,7 @@ class StudyAdmin(admin.ModelAdmin):
                     completion_code=data["completion_code"] or None,
                     per_condition=data["per_condition"],
                     live=data["live"],
+                    plan=form.plan_new if form.plan_given else None,
                 )
             except StudyConflictError as exc:
                 form.add_error(None, f"Nothing was imported: {exc}")
@@ -315,10 +404,15 @@ class StudyAdmin(admin.ModelAdmin):
                 else "-"
             ),
             "attention_flag": Participant.ATTENTION_FAILURES_TO_FLAG,
+            "truncated_count": Explanation.objects.filter(
+                condition__study=study, truncated=True
+            ).count(),
             "latest_report": latest,
             "latest_report_available": latest is not None and report_html_path(latest) is not None,
             "demographics_form": DemographicsUploadForm(),
             "can_change": self.has_change_permission(request, study),
+            "can_download_ratings": self.has_ratings_permission(request),
+            "can_release_excluded": user_may(request.user, PARTICIPANTS_CHANGE),
             "can_analyze": request.user.has_perm("studyapp.add_studyreport"),
             "can_import_demographics": request.user.has_perm("studyapp.add_participantdemographics")
             and request.user.has_perm("studyapp.change_participantdemographics"),
@@ -332,6 +426,19 @@ class StudyAdmin(admin.ModelAdmin):
         if key not in STATUS_ACTIONS:
             raise Http404(f"unknown status action {key!r}")
         self._status_action(request, Study.objects.filter(pk=study.pk), key)
+        return self._dashboard_redirect(study)
+
+    def release_excluded_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        study = self._study_or_404(request, object_id)
+        if not user_may(request.user, PARTICIPANTS_CHANGE):
+            raise PermissionDenied
+        stopped = excluded_release(study=study)
+        self.message_user(
+            request,
+            f"Stopped {stopped} excluded participant(s) still working; their unrated items "
+            "went back to the pool.",
+            messages.SUCCESS,
+        )
         return self._dashboard_redirect(study)
 
     def analyze_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -369,7 +476,7 @@ class StudyAdmin(admin.ModelAdmin):
         except UploadError as exc:
             self.message_user(request, f"Nothing was imported: {exc}", messages.ERROR)
         except DemographicsFileError as exc:
-            for error in [f"Nothing was imported: {len(exc.errors)} problem(s).", *exc.errors]:
+            for error in [f"Nothing was imported: {exc.summary}.", *exc.errors]:
                 self.message_user(request, error, messages.ERROR)
         else:
             self.message_user(
@@ -396,7 +503,7 @@ class StudyAdmin(admin.ModelAdmin):
 
     def ratings_csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         study = self._study_or_404(request, object_id)
-        if not self.has_view_permission(request, study):
+        if not self.has_ratings_permission(request):
             raise PermissionDenied
         response = ratings_download(study.slug)
         ratings_export_write([study], response)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import validate_slug
 from rest_framework import serializers
 
+from analysis.errors import AnalysisError
+from analysis.plan import PLAN_NAMES, AnalysisPlan
 from studyapp.exports import participant_pseudonym
 from studyapp.importing import ExplanationRecord, ExplanationsFileError
 from studyapp.models import Condition, Participant, Study
+from studyapp.plans import plan_from_text, plan_from_upload, plan_shipped
 from studyapp.uploads import explanations_from_upload
 
 
@@ -23,6 +27,16 @@ class ConditionSerializer(serializers.ModelSerializer):
 class StudySerializer(serializers.ModelSerializer):
     conditions = ConditionSerializer(many=True, read_only=True)
     questions = serializers.IntegerField(source="questions.count", read_only=True)
+    plan_name = serializers.CharField(
+        read_only=True,
+        help_text="The registered analysis plan ('' : none, analysed as 'standard').",
+    )
+    plan_sha256 = serializers.CharField(
+        read_only=True, help_text="SHA-256 of the registered plan's TOML text ('' : none)."
+    )
+    plan_frozen = serializers.BooleanField(
+        read_only=True, help_text="The study has gone live: its plan can no longer change."
+    )
 
     class Meta:
         model = Study
@@ -36,7 +50,12 @@ class StudySerializer(serializers.ModelSerializer):
             "time_limit_minutes",
             "max_participants",
             "max_ratings_per_explanation",
+            "prolific_study_id",
             "created_at",
+            "plan_name",
+            "plan_sha256",
+            "plan_frozen",
+            "plan_frozen_at",
             "questions",
             "conditions",
         )
@@ -46,7 +65,10 @@ class StudySerializer(serializers.ModelSerializer):
 class StudyCreateSerializer(serializers.Serializer):
     """A multipart upload: the explanations file plus the options of ``create_study``."""
 
-    slug = serializers.SlugField(max_length=64)
+    # Django's slug validator matches the whole value (REST framework's SlugField ends its
+    # pattern in "$", which lets a final newline through); nothing is trimmed either, so a
+    # slug is stored exactly as sent or refused.
+    slug = serializers.CharField(max_length=64, validators=[validate_slug], trim_whitespace=False)
     explanations = serializers.FileField(
         help_text="The explanations file (JSON Lines). Every line is checked; a 400 lists "
         "each bad line as 'line N: problem' and nothing is imported."
@@ -54,13 +76,77 @@ class StudyCreateSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False, allow_blank=True)
     completion_code = serializers.CharField(max_length=64, required=False, allow_blank=True)
     per_condition = serializers.IntegerField(min_value=1, required=False)
-    live = serializers.BooleanField(required=False, default=False)
+    live = serializers.BooleanField(
+        required=False, default=False, help_text="Open the study now (freezes its plan)."
+    )
+    plan = serializers.ChoiceField(
+        choices=PLAN_NAMES,
+        required=False,
+        help_text="Register a shipped analysis plan (frozen when the study goes live).",
+    )
+    plan_file = serializers.FileField(
+        required=False, help_text="Or register a plan given as a TOML file."
+    )
 
     def validate_explanations(self, upload: Any) -> list[ExplanationRecord]:
         try:
             return explanations_from_upload(upload)
         except ExplanationsFileError as exc:
             raise serializers.ValidationError(exc.errors) from None
+
+    def validate_plan(self, name: str) -> AnalysisPlan:
+        return _plan_read(lambda: plan_shipped(name))
+
+    def validate_plan_file(self, upload: Any) -> AnalysisPlan:
+        return _plan_read(lambda: plan_from_upload(upload))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "plan" in attrs and "plan_file" in attrs:
+            raise serializers.ValidationError(
+                {"plan": "give the plan one way only: 'plan' or 'plan_file', not both"}
+            )
+        return attrs
+
+
+def _plan_read(read: Any) -> AnalysisPlan:
+    try:
+        plan: AnalysisPlan = read()
+    except AnalysisError as exc:
+        raise serializers.ValidationError(str(exc)) from None
+    return plan
+
+
+class StudyPlanSerializer(serializers.Serializer):
+    """A study's registered analysis plan in full."""
+
+    name = serializers.CharField(source="plan_name", help_text="'' when none is registered.")
+    sha256 = serializers.CharField(source="plan_sha256")
+    text = serializers.CharField(source="plan_text", help_text="The plan's TOML text.")
+    frozen = serializers.BooleanField(source="plan_frozen")
+    frozen_at = serializers.DateTimeField(source="plan_frozen_at", allow_null=True)
+
+
+class StudyPlanSetSerializer(serializers.Serializer):
+    """The plan to register: a shipped plan's name, TOML text, or a TOML file (exactly one)."""
+
+    plan = serializers.ChoiceField(choices=PLAN_NAMES, required=False)
+    toml = serializers.CharField(required=False, trim_whitespace=False)
+    file = serializers.FileField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [key for key in ("plan", "toml", "file") if key in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                "give exactly one of 'plan' (paper or standard), 'toml' (the plan's text) "
+                f"or 'file' (a TOML file); got {', '.join(given) or 'none'}"
+            )
+        if "plan" in attrs:
+            plan = _plan_read(lambda: plan_shipped(attrs["plan"]))
+        elif "toml" in attrs:
+            plan = _plan_read(lambda: plan_from_text(attrs["toml"]))
+        else:
+            plan = _plan_read(lambda: plan_from_upload(attrs["file"]))
+        return {"plan": plan}
 
 
 class StudyStatusSerializer(serializers.Serializer):
@@ -90,6 +176,10 @@ class StudyProgressSerializer(serializers.Serializer):
     attention_checks_answered = serializers.IntegerField()
     attention_checks_failed = serializers.IntegerField()
     attention_fail_rate = serializers.FloatField(allow_null=True)
+    participants_excluded_holding = serializers.IntegerField(
+        help_text="Excluded participants still active, whose unrated items still hold "
+        "explanations (exclusion now stops them; the dashboard releases these)."
+    )
 
 
 class ParticipantSerializer(serializers.ModelSerializer):
@@ -128,6 +218,7 @@ class RatingRowSerializer(serializers.Serializer):
     condition = serializers.CharField()
     explanation_id = serializers.IntegerField()
     explanation_length = serializers.IntegerField(help_text="Words.")
+    explanation_chars = serializers.IntegerField(help_text="Characters.")
     plausibility = serializers.IntegerField(min_value=1, max_value=5, allow_null=True)
     understandability = serializers.IntegerField(min_value=1, max_value=5, allow_null=True)
     completeness = serializers.IntegerField(min_value=1, max_value=5, allow_null=True)

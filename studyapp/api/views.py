@@ -12,15 +12,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
+from studyapp.api.parsers import JSONParser
 from studyapp.api.permissions import (
     RESEARCHER_PERMISSIONS,
     RESEARCHER_THROTTLES,
@@ -30,6 +31,8 @@ from studyapp.api.serializers import (
     ParticipantSerializer,
     RatingRowSerializer,
     StudyCreateSerializer,
+    StudyPlanSerializer,
+    StudyPlanSetSerializer,
     StudyProgressSerializer,
     StudySerializer,
     StudyStatusSerializer,
@@ -41,32 +44,38 @@ from studyapp.exports import (
     ratings_write_csv,
     study_covariates,
 )
-from studyapp.models import Participant, Study
+from studyapp.models import Participant, Study, StudyPlanFrozenError
 from studyapp.monitoring import study_progress
+from studyapp.permissions import (
+    PARTICIPANTS_VIEW,
+    RATINGS_VIEW,
+    STUDY_ADD,
+    STUDY_CHANGE,
+    STUDY_VIEW,
+)
 from studyapp.services import (
     StudyConflictError,
     study_create_from_explanations,
+    study_plan_set,
     study_status_change,
 )
 
 
 class ResearcherAPIView(APIView):
-    """Every endpoint: session or token authentication, staff only, throttled."""
+    """Every endpoint: session or token authentication, staff with the admin's model
+    permissions for the action (``required_permissions``), throttled."""
 
     # Token first: an anonymous caller then gets 401 with a WWW-Authenticate header.
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = RESEARCHER_PERMISSIONS
     throttle_classes = RESEARCHER_THROTTLES
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        failed = FailedAuthenticationThrottle()
-        if failed.is_blocked(request):
-            self.throttled(request, failed.wait() or 0.0)
-        super().initial(request, *args, **kwargs)
-
     def handle_exception(self, exc: Exception) -> Response:
+        # Only a refused call is counted or throttled; one that authenticates never is.
         if isinstance(exc, NotAuthenticated | AuthenticationFailed):
-            FailedAuthenticationThrottle().failure_record(self.request)
+            wait = FailedAuthenticationThrottle().failure_record(self.request)
+            if wait is not None:
+                exc = Throttled(wait)
         return super().handle_exception(exc)
 
 
@@ -89,6 +98,7 @@ def studies_queryset() -> QuerySet[Study]:
 class StudyListCreateView(ResearcherAPIView, generics.ListCreateAPIView):
     """List studies, or create one from an explanations file (multipart upload)."""
 
+    required_permissions = {"GET": STUDY_VIEW, "POST": STUDY_ADD}
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self) -> QuerySet[Study]:
@@ -103,7 +113,11 @@ class StudyListCreateView(ResearcherAPIView, generics.ListCreateAPIView):
             201: StudySerializer,
             400: OpenApiResponse(
                 description="Bad upload: every bad line listed as 'line N: problem' under "
-                "'explanations'; or a conflict with the stored study under 'detail'."
+                "'explanations', a plan that cannot be read under 'plan' or 'plan_file'; "
+                "or a conflict with the stored study under 'detail'."
+            ),
+            409: OpenApiResponse(
+                description="The study exists and has gone live: its plan cannot change."
             ),
         },
     )
@@ -119,6 +133,11 @@ class StudyListCreateView(ResearcherAPIView, generics.ListCreateAPIView):
                 completion_code=data.get("completion_code") or None,
                 per_condition=data.get("per_condition"),
                 live=data["live"],
+                plan=data.get("plan") or data.get("plan_file"),
+            )
+        except StudyPlanFrozenError as exc:
+            return Response(
+                {"detail": f"nothing was imported: {exc}"}, status=status.HTTP_409_CONFLICT
             )
         except StudyConflictError as exc:
             return Response(
@@ -128,6 +147,7 @@ class StudyListCreateView(ResearcherAPIView, generics.ListCreateAPIView):
 
 
 class StudyDetailView(ResearcherAPIView, generics.RetrieveAPIView):
+    required_permissions = {"GET": STUDY_VIEW}
     serializer_class = StudySerializer
     lookup_field = "slug"
 
@@ -138,6 +158,7 @@ class StudyDetailView(ResearcherAPIView, generics.RetrieveAPIView):
 class StudyStatusView(ResearcherAPIView):
     """Open, pause or close a study; 409 when it cannot go there from its current status."""
 
+    required_permissions = {"POST": STUDY_CHANGE}
     parser_classes = [JSONParser, FormParser]
 
     @extend_schema(
@@ -160,8 +181,58 @@ class StudyStatusView(ResearcherAPIView):
         return Response(StudySerializer(study).data)
 
 
+class StudyPlanView(ResearcherAPIView):
+    """A study's registered analysis plan: read it, register one, or remove it.
+
+    The plan can change only until the study goes live; afterwards a change gets 409.
+    """
+
+    required_permissions = {"GET": STUDY_VIEW, "PUT": STUDY_CHANGE, "DELETE": STUDY_CHANGE}
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(responses=StudyPlanSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(StudyPlanSerializer(study_for(slug)).data)
+
+    @extend_schema(
+        request={
+            "application/json": StudyPlanSetSerializer,
+            "multipart/form-data": StudyPlanSetSerializer,
+        },
+        responses={
+            200: StudyPlanSerializer,
+            400: OpenApiResponse(description="No plan, more than one, or one that cannot be read."),
+            409: OpenApiResponse(description="The study has gone live: its plan is frozen."),
+        },
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        study = study_for(slug)
+        serializer = StudyPlanSetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._plan_set(study, serializer.validated_data["plan"])
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: StudyPlanSerializer,
+            409: OpenApiResponse(description="The study has gone live: its plan is frozen."),
+        },
+    )
+    def delete(self, request: Request, slug: str) -> Response:
+        return self._plan_set(study_for(slug), None)
+
+    def _plan_set(self, study: Study, plan: Any) -> Response:
+        try:
+            study_plan_set(study=study, plan=plan)
+        except StudyPlanFrozenError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(StudyPlanSerializer(study).data)
+
+
 class StudyProgressView(ResearcherAPIView):
     """Live counts: participants by outcome, ratings per condition, pool coverage."""
+
+    required_permissions = {"GET": STUDY_VIEW}
 
     @extend_schema(responses=StudyProgressSerializer)
     def get(self, request: Request, slug: str) -> Response:
@@ -170,6 +241,7 @@ class StudyProgressView(ResearcherAPIView):
 
 
 class StudyParticipantsView(ResearcherAPIView, generics.ListAPIView):
+    required_permissions = {"GET": PARTICIPANTS_VIEW}
     serializer_class = ParticipantSerializer
     pagination_class = LargePagePagination
 
@@ -187,6 +259,7 @@ class StudyParticipantsView(ResearcherAPIView, generics.ListAPIView):
 class StudyRatingsView(ResearcherAPIView, generics.GenericAPIView):
     """The ratings export as JSON, one object per rated item, paginated."""
 
+    required_permissions = {"GET": RATINGS_VIEW}
     serializer_class = RatingRowSerializer
     pagination_class = LargePagePagination
 
@@ -220,6 +293,7 @@ class CSVTextRenderer(BaseRenderer):
 class StudyRatingsCSVView(ResearcherAPIView):
     """The ratings export in the CSV format of DESIGN.md (what ``export_ratings`` writes)."""
 
+    required_permissions = {"GET": RATINGS_VIEW}
     renderer_classes = [CSVTextRenderer, JSONRenderer]
 
     @extend_schema(

@@ -11,6 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from studyapp.models import Study
+from tests.browser.conftest import policy_violations
 from tests.studyapp.participant_pool import explanation_lines
 from tests.studyapp.researcher_data import PASSWORD, participant_finish, user_make
 
@@ -69,6 +70,7 @@ def test_a_researcher_uploads_a_file_opens_the_study_and_reads_the_dashboard(
 
     browser.find_element(By.CSS_SELECTOR, "input[value=Pause]").click()
     WebDriverWait(browser, 10).until(lambda d: _text_of(d, "study-status") == "Paused")
+    assert policy_violations(browser) == []
 
 
 def test_the_api_docs_render_from_local_files(
@@ -82,4 +84,5 @@ def test_the_api_docs_render_from_local_files(
     WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
     paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
     assert "/api/studies/{slug}/ratings.csv" in paths
+    assert policy_violations(browser) == []
     browser.save_screenshot(str(screenshot_dir / "api-docs.png"))

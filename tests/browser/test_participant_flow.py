@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from studyapp.models import Participant, Rating
+from tests.browser.conftest import policy_violations
 from tests.studyapp.participant_pool import study_make
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -94,6 +96,16 @@ def test_a_participant_rates_all_items_by_clicking_and_returns_to_prolific(
 
     assert seen_items == [f"Item {k} of 12" for k in range(1, 13)]
     assert checks == 2
+    # The completion page waits for the participant: no timed redirect (WCAG 2.2.1).
+    wait.until(lambda d: d.find_elements(By.ID, "completion-link"))
+    code = browser.find_element(By.CSS_SELECTOR, ".completion-code").text
+    assert code == study.completion_code
+    browser.execute_script("window.stillHere = true;")
+    time.sleep(6)  # longer than the 5 s the page used to wait before leaving on its own
+    assert browser.execute_script("return window.stillHere === true;")
+    # Every page and swap ran under the strict policy without a single blocked script or style.
+    assert policy_violations(browser) == []
+    browser.find_element(By.ID, "completion-link").click()
     wait.until(lambda d: f"cc={study.completion_code}" in d.current_url)
     participant = Participant.objects.get()
     assert participant.status == Participant.Status.COMPLETED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -26,17 +27,40 @@ def _run(args: list[str], env_overrides: dict[str, str]) -> subprocess.Completed
     )
 
 
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": PROD_SECRET,
+    "DJANGO_ALLOWED_HOSTS": "study.example.org",
+    # check --deploy reads the settings only; it never connects to this database.
+    "DATABASE_URL": "postgres://study:secret@127.0.0.1:5432/study",
+}
+
+
 def test_check_deploy_is_clean_with_a_production_environment() -> None:
-    result = _run(
-        ["check", "--deploy", "--fail-level", "WARNING"],
-        {
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": PROD_SECRET,
-            "DJANGO_ALLOWED_HOSTS": "study.example.org",
-        },
-    )
+    result = _run(["check", "--deploy", "--fail-level", "WARNING"], PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_refuses_sqlite_in_production(tmp_path: Path) -> None:
+    result = _run(
+        ["check", "--deploy"],
+        {**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"},
+    )
+    assert result.returncode != 0
+    assert "config.E001" in result.stderr
+    assert "Set DATABASE_URL to a PostgreSQL database" in result.stderr
+
+
+def test_check_deploy_refuses_the_default_sqlite_file_in_production() -> None:
+    result = _run(["check", "--deploy"], {**PRODUCTION, "DATABASE_URL": ""})
+    assert result.returncode != 0
+    assert "the database 'default' is SQLite" in result.stderr
+
+
+def test_sqlite_stays_fine_in_development(tmp_path: Path) -> None:
+    result = _run(["check", "--deploy"], {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+    assert "config.E001" not in result.stdout + result.stderr
 
 
 def test_production_without_secret_stops_with_a_clear_message() -> None:

@@ -15,10 +15,12 @@ from django.urls import reverse
 from studyapp.models import (
     AttentionCheckResponse,
     Explanation,
+    Participant,
     ParticipantDemographics,
     Study,
     StudyReport,
 )
+from studyapp.services import participant_start
 from tests.studyapp.participant_pool import explanation_lines, explanation_record, study_make
 from tests.studyapp.researcher_data import client_for, participant_finish
 
@@ -242,7 +244,7 @@ def test_a_bad_demographics_file_lists_its_problems(researcher):
         follow=True,
     )
     assert page_messages(response) == [
-        "Nothing was imported: 1 problem(s).",
+        "Nothing was imported: 1 problem in the demographics file.",
         # The admin capitalises the first letter of every message.
         "Line 2: age 'old' is not a whole number of years from 1 to 120",
     ]
@@ -345,3 +347,38 @@ def test_an_out_of_range_items_per_condition_is_explained_not_a_server_error(res
     assert response.status_code == 200
     assert b"Nothing was imported" in response.content
     assert not Study.objects.filter(slug="cqa").exists()
+
+
+def test_the_dashboard_releases_the_items_excluded_participants_still_hold(researcher):
+    study = study_make(max_ratings_per_explanation=1)
+    for n in range(5):
+        participant_start(study=study, prolific_pid=f"p{n}")
+    # Excluded without being stopped (an older version, a script): their items stay held.
+    Participant.objects.filter(prolific_pid__in=["p0", "p1"]).update(excluded=True)
+    dashboard = reverse("admin:studyapp_study_dashboard", args=[study.pk])
+
+    page = BeautifulSoup(researcher.get(dashboard).content, "html.parser")
+    assert page.find(id="count-excluded-holding").get_text() == "2"
+    form = page.find("form", id="release-excluded")
+    assert form is not None
+
+    response = researcher.post(form["action"])
+
+    assert response.status_code == 302
+    assert set(Participant.objects.filter(excluded=True).values_list("status", flat=True)) == {
+        Participant.Status.STOPPED
+    }
+    assert "Stopped 2 excluded participant(s)" in " ".join(page_messages(researcher.get(dashboard)))
+    assert b"release-excluded" not in researcher.get(dashboard).content
+    assert participant_start(study=study, prolific_pid="newcomer").assignments.count() == 12
+
+
+def test_releasing_the_excluded_needs_the_participant_change_permission():
+    study = study_make()
+    participant_start(study=study, prolific_pid="p0")
+    Participant.objects.update(excluded=True)
+    viewer = client_for("staff")
+    url = reverse("admin:studyapp_study_release_excluded", args=[study.pk])
+
+    assert viewer.post(url).status_code == 403
+    assert Participant.objects.get().status == Participant.Status.ACTIVE

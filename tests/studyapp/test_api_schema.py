@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 API_PATHS = {
     "/api/studies/",
     "/api/studies/{slug}/",
+    "/api/studies/{slug}/plan/",
     "/api/studies/{slug}/progress/",
     "/api/studies/{slug}/status/",
     "/api/studies/{slug}/participants/",
@@ -32,6 +33,32 @@ def test_the_generated_schema_is_valid_openapi_3_and_covers_every_endpoint():
     assert "multipart/form-data" in create["requestBody"]["content"]
     csv_response = schema["paths"]["/api/studies/{slug}/ratings.csv"]["get"]["responses"]["200"]
     assert "text/csv" in csv_response["content"]
+
+
+def test_the_schema_documents_the_analysis_plan():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    create = components["StudyCreate"]["properties"]
+    plan_enum = create["plan"]["allOf"][0]["$ref"].rsplit("/", 1)[1]
+    assert components[plan_enum]["enum"] == ["paper", "standard"]
+    assert create["plan_file"]["type"] == create["explanations"]["type"] == "string"
+    study = components["Study"]["properties"]
+    assert {"plan_name", "plan_sha256", "plan_frozen", "plan_frozen_at"} <= set(study)
+    plan = schema["paths"]["/api/studies/{slug}/plan/"]
+    assert set(plan) == {"get", "put", "delete"}
+    assert set(plan["put"]["responses"]) == {"200", "400", "409"}
+    assert set(plan["put"]["requestBody"]["content"]) == {
+        "application/json",
+        "multipart/form-data",
+    }
+    assert set(components["StudyPlan"]["properties"]) == {
+        "name",
+        "sha256",
+        "text",
+        "frozen",
+        "frozen_at",
+    }
+    assert "409" in schema["paths"]["/api/studies/"]["post"]["responses"]
 
 
 def test_every_operation_requires_authentication():

@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from studyapp.api.serializers import RatingRowSerializer
 from studyapp.exports import participant_pseudonym, ratings_columns, ratings_rows
@@ -201,7 +202,9 @@ def test_missing_fields_are_reported_by_name(api):
 )
 def test_a_study_is_opened_paused_and_closed(api, start, target, code, end):
     study = study_make(slug="pilot", live=False)
-    Study.objects.filter(pk=study.pk).update(status=start)
+    # A study that is (or was) open has its plan frozen; the database holds to that.
+    frozen_at = None if start == "draft" else timezone.now()
+    Study.objects.filter(pk=study.pk).update(status=start, plan_frozen_at=frozen_at)
     url = reverse("api:study-status", kwargs={"slug": "pilot"})
     response = api.post(url, {"status": target}, content_type="application/json")
     assert response.status_code == code

@@ -9,11 +9,20 @@ own rolled-back transaction), and afterwards:
 
 * the response is not a server error;
 * a refused request (4xx, or a rating form that does not validate) wrote nothing;
-* nothing belonging to a participant other than the sender changed.
+* nothing belonging to a participant other than the sender changed;
+* every stored Prolific ID is one the link pattern accepts whole.
+
+A third property feeds the explanations importer hostile lines (deep nesting, NUL, lone
+surrogates, final newlines): each is reported by line number, or the file imports whole.
+
+A second property follows one browser from the link through consent with a Prolific ID
+that may end in whitespace: it is refused or stored exactly, never as a second participant.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -25,11 +34,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from studyapp.forms import RatingForm
-from studyapp.models import Dimension, Participant
+from studyapp.forms import PROLIFIC_ID_PATTERN, RatingForm
+from studyapp.importing import ExplanationsFileError, explanations_read
+from studyapp.models import Dimension, Explanation, Participant, Study
+from studyapp.services import study_create_from_explanations
 from studyapp.views import PARTICIPANT_COOKIE
 from tests.studyapp.participant_pool import (
     entry_url,
+    explanation_lines,
     page_instructed_value,
     page_step_token,
     rating_post,
@@ -77,6 +89,24 @@ TRICKY = (
     "🙂",
     "' OR 1=1 --",
     "<script>alert(1)</script>",
+    # A final newline: "$" in a pattern matches before it, "\Z" does not.
+    "victim\n",
+    "sender\n",
+    "item-1\n",
+    "check-2\n",
+    "\u2028",
+    '{"a": ' * 50 + "1" + "}" * 50,
+)
+# Whole query strings for the raw-query draw: percent-escapes that decode to a newline, a NUL,
+# a lone surrogate (not valid UTF-8) or a deeply nested value.
+TRICKY_QUERIES = (
+    "PROLIFIC_PID=victim%0A&STUDY_ID=s&SESSION_ID=t",
+    "PROLIFIC_PID=victim&STUDY_ID=s%0A",
+    "PROLIFIC_PID=a%00b",
+    "PROLIFIC_PID=%ED%A0%80",
+    "PROLIFIC_PID=%F0%9F%99%82",
+    "step=item-1%0A&" + "&".join(f"{d}=3" for d in Dimension.values),
+    "PROLIFIC_PID=" + "%5B" * 5000,
 )
 # Bounded so the whole file stays well under a minute, even on a busy machine.
 EXAMPLES = 150
@@ -170,6 +200,8 @@ class BadInputTests(TestCase):
         assert response.status_code < 500, response.content[:500]
         if response.status_code >= 400 or rejected_form:
             assert after == before, f"a refused request ({response.status_code}) wrote data"
+        stored = list(Participant.objects.values_list("prolific_pid", flat=True))
+        assert all(re.fullmatch(PROLIFIC_ID_PATTERN, pid) for pid in stored), stored
         sender_pid = identity if identity in ("sender", "visitor") else None
         for pid, fingerprint in before.items():
             if pid != sender_pid:
@@ -205,7 +237,10 @@ class BadInputTests(TestCase):
         path = f"/s/{slug}/{page}"
         if data.draw(st.booleans(), label="raw query"):
             path += "?" + data.draw(
-                st.text(st.characters(codec="ascii", exclude_categories=["Cc"]))
+                st.one_of(
+                    st.sampled_from(TRICKY_QUERIES),
+                    st.text(st.characters(codec="ascii", exclude_categories=["Cc"])),
+                )
             )
         elif query:
             path += "?" + urlencode(query)
@@ -260,3 +295,119 @@ class BadInputTests(TestCase):
         self._assert_safe(
             "sender", lambda client: client.post(self.step_url, body, headers=headers)
         )
+
+
+class ProlificIdTests(TestCase):
+    """The link and consent with a drawn Prolific ID, from a fresh browser each example."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        study = study_make(slug=SLUG, questions=16)
+        Client().get(entry_url(study, "abc"))
+        first = Client()
+        first.get(entry_url(study, "abc"))
+        first.post(f"/s/{SLUG}/consent/", {"decision": "agree"})
+
+    @hypothesis_settings(max_examples=EXAMPLES // 3, deadline=None)
+    @given(
+        pid=st.one_of(
+            st.just("abc"),
+            st.text(st.characters(codec="ascii"), min_size=1, max_size=8),
+        ),
+        suffix=st.sampled_from(("", "\n", "\r\n", " ", "\t", "\x00", "\u2028", "\n\n")),
+    )
+    def test_a_prolific_id_is_stored_whole_or_refused(self, pid: str, suffix: str) -> None:
+        browser = Client()
+        link = f"/s/{SLUG}/?" + urlencode({"PROLIFIC_PID": pid + suffix, "STUDY_ID": "s"})
+
+        entered = browser.get(link)
+        consented = browser.post(f"/s/{SLUG}/consent/", {"decision": "agree"})
+
+        assert entered.status_code < 500
+        assert consented.status_code < 500
+        stored = list(Participant.objects.values_list("prolific_pid", flat=True))
+        assert all(re.fullmatch(PROLIFIC_ID_PATTERN, value) for value in stored), stored
+        assert len({value.strip() for value in stored}) == len(stored)
+        if not re.fullmatch(PROLIFIC_ID_PATTERN, pid + suffix):
+            assert entered.status_code == 400
+            assert stored == ["abc"]
+
+
+# Values a hostile explanations file puts in a field: JSON nesting far past the decoder's
+# recursion limit, NUL (refused by PostgreSQL), a lone surrogate (not text), a final newline.
+HOSTILE_VALUES = (
+    "[" * 5000 + "]" * 5000,
+    '{"a": ' * 3000 + "1" + "}" * 3000,
+    '"fine\\u0000text"',
+    '"\\ud800"',
+    '"\\udfff tail"',
+    '"MT:original\\n"',
+    '"q001\\n"',
+    '["bank", "lib\\u0000rary"]',
+    '["\\ud83d", "library"]',
+    "true",
+    "null",
+    "1e999",
+)
+RECORD_FIELDS = (
+    "condition",
+    "question_id",
+    "question",
+    "choices",
+    "answer",
+    "predicted_answer",
+    "explanation",
+    "student",
+    "method",
+    "data_variant",
+    "run",
+    "truncated",
+)
+
+
+class ExplanationsFileTests(TestCase):
+    """A valid file with some fields of some lines replaced by hostile raw JSON."""
+
+    @hypothesis_settings(
+        max_examples=EXAMPLES // 3,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def test_a_hostile_line_is_reported_by_number_or_imported_whole(
+        self, data: st.DataObject
+    ) -> None:
+        lines = explanation_lines(questions=12)
+        replaced: dict[int, dict[str, str]] = {}
+        for _ in range(data.draw(st.integers(1, 3), label="changes")):
+            index = data.draw(st.integers(0, len(lines) - 1), label="line")
+            field = data.draw(st.sampled_from(RECORD_FIELDS), label="field")
+            replaced.setdefault(index, {})[field] = data.draw(
+                st.sampled_from(HOSTILE_VALUES), label="value"
+            )
+        for index, fields in replaced.items():
+            # Raw JSON text in place of each value, so escapes reach the decoder as sent.
+            record = json.loads(lines[index])
+            for field in fields:
+                record[field] = f"@{field}@"
+            line = json.dumps(record)
+            for field, value in fields.items():
+                line = line.replace(f'"@{field}@"', value)
+            lines[index] = line
+
+        errors: list[str] = []
+        try:
+            records = explanations_read(lines)
+        except ExplanationsFileError as exc:
+            errors = exc.errors
+        if errors:
+            for error in errors:
+                error.encode("utf-8")  # every message can be shown on a page
+                assert len(error) < 400, error
+                number = re.match(r"line ([0-9]+): ", error)
+                assert number is not None, error
+                assert 1 <= int(number.group(1)) <= len(lines), error
+            assert not Study.objects.exists()
+            return
+        study = study_create_from_explanations(slug="hostile", records=records)
+        assert Explanation.objects.filter(condition__study=study).count() == len(records)

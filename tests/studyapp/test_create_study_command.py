@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from analysis.plan import plan_load
 from studyapp.models import Explanation, Study
 from tests.studyapp.participant_pool import explanation_lines, explanation_record
 
@@ -123,3 +124,66 @@ def test_a_file_starting_with_a_byte_order_mark_is_read_as_the_admin_upload_read
     _run("cqa", "--explanations", str(path))
 
     assert Explanation.objects.filter(condition__study__slug="cqa").count() == 64
+
+
+def test_it_registers_a_shipped_plan_and_freezes_it_when_live(explanations_file: Path) -> None:
+    output = _run("cqa", "--explanations", str(explanations_file), "--plan", "paper", "--live")
+
+    study = Study.objects.get(slug="cqa")
+    paper = plan_load("paper")
+    assert (study.plan_name, study.plan_text, study.plan_sha256) == (
+        "paper",
+        paper.text,
+        paper.sha256,
+    )
+    assert study.plan_frozen
+    assert f"Analysis plan: 'paper' (sha256 {paper.sha256}); frozen since" in output
+
+
+def test_it_registers_a_plan_file_while_the_study_is_a_draft(
+    explanations_file: Path, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "pilot.toml"
+    plan_file.write_text('[regression]\nse = "HC3"\n', encoding="utf-8")
+
+    output = _run("cqa", "--explanations", str(explanations_file), "--plan", str(plan_file))
+
+    study = Study.objects.get(slug="cqa")
+    assert (study.plan_name, study.plan_text) == ("pilot", '[regression]\nse = "HC3"\n')
+    assert not study.plan_frozen
+    assert "it can change until the study goes live" in output
+    _run("cqa", "--explanations", str(explanations_file), "--plan", "standard")
+    assert Study.objects.get(slug="cqa").plan_name == "standard"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[regression]\nse = 'robust'\n", r"regression\.se must be one of 'classical', 'HC3'"),
+        ("[regresion]\nse = 'HC3'\n", r"unknown key 'regresion'"),
+        ("[regression\n", r"is not valid TOML"),
+    ],
+)
+def test_a_bad_plan_is_explained_and_nothing_is_imported(
+    explanations_file: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    plan_file = tmp_path / "bad.toml"
+    plan_file.write_text(content, encoding="utf-8")
+
+    with pytest.raises(CommandError, match=message):
+        _run("cqa", "--explanations", str(explanations_file), "--plan", str(plan_file))
+    with pytest.raises(CommandError, match="neither a shipped plan"):
+        _run("cqa", "--explanations", str(explanations_file), "--plan", "papper")
+    assert not Study.objects.exists()
+
+
+def test_a_frozen_plan_is_refused_a_change(explanations_file: Path) -> None:
+    _run("cqa", "--explanations", str(explanations_file), "--plan", "paper", "--live")
+
+    with pytest.raises(
+        CommandError, match=r"nothing was imported: study 'cqa' went live on .*'paper'.* is frozen"
+    ):
+        _run("cqa", "--explanations", str(explanations_file), "--plan", "standard")
+    assert Study.objects.get(slug="cqa").plan_name == "paper"
+    # Repeating the same command stays harmless.
+    assert "(0 new)" in _run("cqa", "--explanations", str(explanations_file), "--plan", "paper")

@@ -86,6 +86,9 @@ def test_it_reports_every_bad_line_with_its_number() -> None:
         ),
         ({"run": "r" * 201}, "field 'run' is 201 characters long; the limit is 200"),
         ({"question_id": "q" * 101}, "field 'question_id' is 101 characters long"),
+        ({"truncated": "yes"}, "field 'truncated' must be true or false, not \"yes\""),
+        ({"truncated": 1}, "field 'truncated' must be true or false, not 1"),
+        ({"truncated": None}, "field 'truncated' must be true or false, not null"),
     ],
 )
 def test_it_rejects_malformed_fields(overrides: dict[str, object], message: str) -> None:
@@ -146,3 +149,11 @@ def test_the_length_limits_are_the_widths_of_the_database_columns() -> None:
         "run": Explanation._meta.get_field("run"),
     }
     assert {name: field.max_length for name, field in columns.items()} == FIELD_MAX_LENGTHS
+
+
+def test_it_reads_whether_the_output_hit_the_generation_cap() -> None:
+    records = explanations_read(
+        [_line(truncated=True), _line(question_id="q2", truncated=False), _line(question_id="q3")]
+    )
+
+    assert [r.truncated for r in records] == [True, False, False]

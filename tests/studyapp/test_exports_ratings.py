@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pandas as pd
 import pytest
 from django.test import override_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analysis import load as analysis_load
+from analysis.__main__ import main as analysis_main
+from analysis.load import FORMULA_PREFIXES, cell_unescape, ratings_load
 from studyapp.exports import (
     RATINGS_COLUMNS,
     cell_escape,
@@ -15,15 +20,22 @@ from studyapp.exports import (
     ratings_rows,
     ratings_write_csv,
 )
-from studyapp.models import Assignment, Participant, ParticipantDemographics, Rating
-from studyapp.services import participant_exclusion_set
-from tests.studyapp.participant_pool import study_make
+from studyapp.importing import explanations_read
+from studyapp.models import Assignment, Explanation, Participant, ParticipantDemographics, Rating
+from studyapp.services import participant_exclusion_set, study_create_from_explanations
+from tests.studyapp.participant_pool import CONDITIONS, explanation_record, study_make
 from tests.studyapp.researcher_data import participant_finish
 
 pytestmark = pytest.mark.django_db
 
 # The analysis package reads exactly these columns; both sides follow DESIGN.md.
 DESIGN_COLUMNS = list(analysis_load.RATINGS_COLUMNS)
+
+
+def export_csv(study, **options) -> str:
+    buffer = io.StringIO()
+    ratings_write_csv(study, buffer, **options)
+    return buffer.getvalue()
 
 
 def csv_read(study, **options) -> list[dict[str, str]]:
@@ -187,3 +199,90 @@ def test_the_export_of_a_completed_study_loads_into_the_analysis_with_no_row_los
     assert frame["attention_failed"].tolist().count(2) == 12
     from_rows = load.ratings_load(pd.DataFrame(ratings_rows(study)))
     assert len(from_rows) == 48
+
+
+def test_the_explanation_length_is_given_in_words_and_then_in_characters():
+    lines = [
+        json.dumps(
+            explanation_record(
+                condition,
+                q,
+                explanation=f"Item {q} — naïve café reasoning 🙂 by {condition}" + " yes" * q,
+            )
+        )
+        for q in range(16)
+        for condition in CONDITIONS
+    ]
+    study = study_create_from_explanations(
+        slug="chars", records=explanations_read(lines), live=True
+    )
+    participant_finish(study, "P1")
+
+    assert RATINGS_COLUMNS.index("explanation_chars") == (
+        RATINGS_COLUMNS.index("explanation_length") + 1
+    )
+    rows = csv_read(study)
+    texts = dict(Explanation.objects.values_list("id", "text"))
+    assert len(rows) == 12
+    for row in rows:
+        text = texts[int(row["explanation_id"])]
+        assert int(row["explanation_chars"]) == len(text)
+        assert int(row["explanation_length"]) == len(text.split())
+    assert {type(row["explanation_chars"]) for row in ratings_rows(study)} == {int}
+
+
+@given(st.text())
+def test_escaping_round_trips_and_never_leaves_a_formula(text):
+    escaped = cell_escape(text)
+
+    assert cell_unescape(escaped) == text
+    assert not escaped.startswith(FORMULA_PREFIXES)
+
+
+@pytest.mark.django_db
+def test_a_condition_named_like_a_formula_reaches_the_analysis_unchanged(tmp_path):
+    conditions = ("+MT:x", "-CF:y", "MT+CF:original", "CF:original")
+    study = study_make(conditions=conditions)
+    for n in range(6):
+        participant_finish(study, f"P{n}", seed=n)
+    path = tmp_path / "ratings.csv"
+    path.write_text(export_csv(study), encoding="utf-8")
+
+    raw = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    loaded = ratings_load(path)
+
+    assert {row["condition"] for row in raw} == {
+        "'+MT:x",
+        "'-CF:y",
+        "MT+CF:original",
+        "CF:original",
+    }
+    assert set(loaded["condition"]) == set(conditions)
+    assert set(loaded["condition"]) == set(study.conditions.values_list("name", flat=True))
+
+
+@pytest.mark.django_db
+def test_the_analysis_tables_escape_condition_names_and_keep_numbers(tmp_path):
+    study = study_make(conditions=("+MT:x", "-CF:y", "MT+CF:original", "CF:original"))
+    for n in range(8):
+        participant_finish(study, f"P{n}", seed=n)
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text(export_csv(study), encoding="utf-8")
+    out = tmp_path / "report"
+
+    assert analysis_main([str(ratings), "--out", str(out), "--plan", "paper"]) == 0
+
+    cells = [
+        cell
+        for table in (out / "tables").glob("*.csv")
+        for row in csv.reader(table.open(encoding="utf-8"))
+        for cell in row
+    ]
+    texts = [cell for cell in cells if cell.startswith(("+", "-", "'"))]
+    assert any(cell == "'+MT:x" or cell.startswith("'+MT:x") for cell in texts), texts[:20]
+    # Anything left starting with + or - is a number (a negative estimate), never a name.
+    for cell in texts:
+        if cell.startswith(("+", "-")):
+            float(cell)
+    # And the tables read back through the analysis's own reader give the names again.
+    assert {cell_unescape(c) for c in cells if "MT:x" in c} >= {"+MT:x"}

@@ -41,6 +41,7 @@ GET_PAGES = {
         "admin:studyapp_participant_change", args=[o["participant"].pk]
     ),
     "exclusion list": lambda o: reverse("admin:studyapp_participantexclusion_changelist"),
+    "explanation list": lambda o: reverse("admin:studyapp_explanation_changelist"),
     "demographics list": lambda o: reverse("admin:studyapp_participantdemographics_changelist"),
     "report list": lambda o: reverse("admin:studyapp_studyreport_changelist"),
 }

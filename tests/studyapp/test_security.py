@@ -6,6 +6,7 @@
 * One participant cannot read or write another's items.
 * Every admin and API address refuses anonymous visitors; the addresses are found by
   walking the URL configuration, so a page added later is covered without a new test.
+* Every page carries a strict Content-Security-Policy and holds no inline code for it to block.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bs4 import BeautifulSoup
 from django.core import signing
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.exceptions import NoReverseMatch
 
-from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
+from studyapp.models import (
+    Assignment,
+    AttentionCheckResponse,
+    Participant,
+    Rating,
+    Study,
+    StudyReport,
+)
 from studyapp.views import PARTICIPANT_COOKIE, PARTICIPANT_COOKIE_SALT
 from tests.config.test_settings import PROD_SECRET, _run
 from tests.studyapp.participant_pool import (
@@ -32,6 +41,7 @@ from tests.studyapp.participant_pool import (
     step_url,
     study_make,
 )
+from tests.studyapp.researcher_data import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -343,3 +353,121 @@ def test_every_api_address_refuses_anonymous_callers(study: Study) -> None:
             assert response.status_code in (401, 403), (name, method, response.status_code)
     assert _rows() == before
     assert Study.objects.filter(slug=study.slug, status=Study.Status.LIVE).exists()
+
+
+# --------------------------------------------------------------------------- CSP
+
+
+def _policy(response: Any) -> dict[str, list[str]]:
+    header = response.get("Content-Security-Policy")
+    assert header, "no Content-Security-Policy header"
+    directives: dict[str, list[str]] = {}
+    for part in header.split(";"):
+        name, *values = part.split()
+        directives[name] = values
+    return directives
+
+
+def _assert_strict(response: Any, page: str) -> None:
+    policy = _policy(response)
+    assert policy["default-src"] == ["'self'"], page
+    assert policy["script-src"] == ["'self'"], page
+    assert policy["style-src"] == ["'self'"], page
+    assert policy["object-src"] == ["'none'"], page
+    assert policy["frame-ancestors"] == ["'none'"], page
+    header = response["Content-Security-Policy"]
+    assert "unsafe-inline" not in header, page
+    assert "unsafe-eval" not in header, page
+
+
+def _assert_no_inline_code(html: bytes, page: str) -> None:
+    soup = BeautifulSoup(html, "html.parser")
+    for script in soup.find_all("script"):
+        # A script element with a src, or one holding JSON data, never code to run.
+        assert script.get("src") or script.get("type") == "application/json", (page, script)
+    assert not soup.find_all("style"), page
+    for element in soup.find_all(True):
+        handlers = [a for a in element.attrs if a.startswith(("on", "hx-on"))]
+        assert not handlers, (page, element.name, handlers)
+        assert "style" not in element.attrs, (page, element.name)
+        for name in ("href", "src", "action"):
+            assert not str(element.get(name, "")).lower().startswith("javascript:"), page
+
+
+def test_participant_pages_have_a_strict_policy_and_no_inline_code(study: Study) -> None:
+    browser = Client()
+    pages = {"entry": browser.get(entry_url(study, "p1"))}
+    pages["consent"] = browser.get(_url(study, "consent"))
+    browser.post(_url(study, "consent"), {"decision": "agree"})
+    pages["instructions"] = browser.get(_url(study, "instructions"))
+    pages["step"] = browser.get(step_url(study))
+    pages["step partial"] = browser.get(step_url(study), headers={"HX-Request": "true"})
+    pages["bad link"] = Client().get(_url(study, "entry") + "?PROLIFIC_PID=%0A")
+    pages["no study"] = Client().get("/s/nothing-here/")
+
+    for name, response in pages.items():
+        _assert_strict(response, name)
+        _assert_no_inline_code(response.content, name)
+
+
+def test_htmx_is_configured_to_need_no_eval_and_no_injected_styles(study: Study) -> None:
+    page = Client().get(_url(study, "consent"))
+    soup = BeautifulSoup(Client().get(entry_url(study, "p1"), follow=True).content, "html.parser")
+
+    meta = soup.find("meta", attrs={"name": "htmx-config"})
+    assert meta is not None
+    assert json.loads(str(meta["content"])) == {
+        "allowEval": False,
+        "allowScriptTags": False,
+        "includeIndicatorStyles": False,
+    }
+    assert page.status_code == 400  # no binding in this browser: the page says so
+
+
+@pytest.mark.parametrize("kind", ["researcher"])
+def test_the_admin_and_the_api_docs_have_the_same_strict_policy(study: Study, kind: str) -> None:
+    client = client_for(kind)
+    pages = {
+        "admin index": reverse("admin:index"),
+        "study list": reverse("admin:studyapp_study_changelist"),
+        "study change": reverse("admin:studyapp_study_change", args=[study.pk]),
+        "dashboard": reverse("admin:studyapp_study_dashboard", args=[study.pk]),
+        "upload": reverse("admin:studyapp_study_upload"),
+        "api docs": reverse("api:docs"),
+        "api list": reverse("api:study-list"),
+    }
+    for name, address in pages.items():
+        response = client.get(address)
+        assert response.status_code == 200, name
+        _assert_strict(response, name)
+        if name in ("dashboard", "upload", "api docs"):
+            _assert_no_inline_code(response.content, name)
+    login = Client().get(reverse("admin:login"))
+    _assert_strict(login, "login")
+
+
+def test_the_api_docs_load_swagger_ui_settings_as_a_script_file(study: Study) -> None:
+    client = client_for("researcher")
+    page = BeautifulSoup(client.get(reverse("api:docs")).content, "html.parser")
+    sources = [str(s["src"]) for s in page.find_all("script")]
+
+    settings_script = [src for src in sources if "script" in src.split("?")[-1]]
+    assert settings_script, sources
+    served = client.get(settings_script[0])
+    assert served.status_code == 200
+    assert "SwaggerUIBundle" in served.content.decode()
+
+
+def test_a_report_is_served_with_its_own_narrow_policy(study: Study, tmp_path: Path) -> None:
+    (tmp_path / "report.html").write_text("<html><style>p{}</style><body>report</body></html>")
+    report = StudyReport.objects.create(study=study, out_dir=str(tmp_path))
+
+    response = client_for("researcher").get(
+        reverse("admin:studyapp_study_report", args=[study.pk, report.pk])
+    )
+
+    policy = _policy(response)
+    assert policy["default-src"] == ["'none'"]
+    assert policy["img-src"] == ["data:"]
+    assert policy["style-src"] == ["'unsafe-inline'"]
+    assert "script-src" not in policy  # falls back to default-src 'none': no script runs

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
 
 from studyapp import selectors
 from studyapp.models import Assignment, Dimension, Explanation, Participant, Rating
-from studyapp.services import ParticipantInactiveError, participant_start, rating_record
+from studyapp.services import (
+    ParticipantInactiveError,
+    participant_decline,
+    participant_start,
+    rating_record,
+)
 from tests.studyapp.participant_pool import study_make
 
 THREADS = 16
@@ -61,3 +67,46 @@ def test_simultaneous_arrivals_and_ratings_keep_uniqueness_and_balance() -> None
     exposure = Counter(Assignment.objects.values_list("explanation_id", flat=True))
     counts = [exposure[e] for e in Explanation.objects.values_list("id", flat=True)]
     assert max(counts) - min(counts) <= 1
+
+
+RACES = 20
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_agree_and_decline_by_the_same_prolific_id_at_once_never_deadlock() -> None:
+    """Consent and refusal of one Prolific ID racing each other, many times over.
+
+    Both lock the study's row before they touch the participant's, in that order, so one
+    waits for the other; taken in opposite orders they deadlocked on PostgreSQL.
+    """
+    study = study_make()
+    failures: list[BaseException] = []
+
+    def run(barrier: threading.Barrier, action: Callable[..., Participant], pid: str) -> None:
+        try:
+            barrier.wait(timeout=30)
+            action(study=study, prolific_pid=pid)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    for race in range(RACES):
+        barrier = threading.Barrier(2)
+        pid = f"racer-{race}"
+        threads = [
+            threading.Thread(target=run, args=(barrier, action, pid))
+            for action in (participant_start, participant_decline)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert not failures, failures
+    assert Participant.objects.count() == RACES
+    for participant in Participant.objects.all():
+        # Whichever came first decided: items for a start, none for a refusal.
+        started = participant.status == Participant.Status.ACTIVE
+        assert participant.assignments.exists() == started, participant.status

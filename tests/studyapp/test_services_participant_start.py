@@ -230,3 +230,25 @@ def test_declining_after_consent_keeps_the_participant_unchanged() -> None:
 
     assert declined.pk == started.pk
     assert declined.status == Participant.Status.ACTIVE
+
+
+def test_a_study_with_a_prolific_id_admits_only_that_study_id() -> None:
+    study = study_make(prolific_study_id="64f0c0ffee")
+
+    with pytest.raises(StudyUnavailableError) as refused:
+        participant_start(study=study, prolific_pid="made-up", prolific_study_id="other")
+    with pytest.raises(StudyUnavailableError):
+        participant_start(study=study, prolific_pid="no-study-id", prolific_study_id="")
+    admitted = participant_start(study=study, prolific_pid="p1", prolific_study_id="64f0c0ffee")
+
+    assert refused.value.reason == "wrong_study"
+    assert list(Participant.objects.values_list("prolific_pid", flat=True)) == ["p1"]
+    assert admitted.assignments.count() == 12
+
+
+def test_a_study_without_a_prolific_id_admits_any_study_id() -> None:
+    study = study_make()
+
+    participant_start(study=study, prolific_pid="p1", prolific_study_id="anything")
+
+    assert Participant.objects.count() == 1

@@ -4,8 +4,16 @@ import pytest
 from django.utils import timezone
 
 from studyapp import selectors
-from studyapp.models import Participant, ParticipantExclusion, Study
-from studyapp.services import participant_exclusion_set, participant_stop, study_status_change
+from studyapp.models import Dimension, Participant, ParticipantExclusion, Rating, Study
+from studyapp.services import (
+    ParticipantInactiveError,
+    excluded_release,
+    participant_exclusion_set,
+    participant_start,
+    participant_stop,
+    rating_record,
+    study_status_change,
+)
 from tests.studyapp.participant_pool import study_make
 from tests.studyapp.researcher_data import participant_finish
 
@@ -28,7 +36,9 @@ pytestmark = pytest.mark.django_db
 )
 def test_study_status_changes(start, target, changed, end):
     study = study_make(live=False)
-    Study.objects.filter(pk=study.pk).update(status=start)
+    # A study that is (or was) open has its plan frozen; the database holds to that.
+    frozen_at = None if start == "draft" else timezone.now()
+    Study.objects.filter(pk=study.pk).update(status=start, plan_frozen_at=frozen_at)
     assert study_status_change(study=study, status=target) is changed
     assert study.status == end
 
@@ -65,3 +75,76 @@ def test_only_returned_or_timed_out_are_stop_statuses():
     participant = participant_finish(study_make(), "P", items=1)
     with pytest.raises(ValueError, match="cannot be stopped"):
         participant_stop(participant=participant, status=Participant.Status.COMPLETED)
+
+
+def _filled_study() -> tuple[Study, list[Participant]]:
+    """64 explanations, each rated at most once: five participants hold 60 of them."""
+    study = study_make(max_ratings_per_explanation=1)
+    return study, [participant_start(study=study, prolific_pid=f"p{n}") for n in range(5)]
+
+
+def test_excluding_an_unfinished_participant_releases_their_items():
+    study, participants = _filled_study()
+    now = timezone.now()
+    assert selectors.study_is_full(study=study, now=now)
+
+    for bot in participants[:2]:
+        assert participant_exclusion_set(participant=bot, excluded=True, reason="scripted IDs")
+
+    assert [p.status for p in participants[:2]] == [Participant.Status.STOPPED] * 2
+    assert not selectors.study_is_full(study=study, now=now)
+    held = selectors.assignments_holding(study=study, now=now)
+    assert not held.filter(participant__in=participants[:2]).exists()
+    # The freed items go to newcomers, and the cap of one rating each still holds.
+    newcomer = participant_start(study=study, prolific_pid="newcomer")
+    assert newcomer.assignments.count() == 12
+    assert max(selectors.explanation_exposures(study=study, now=now).values()) == 1
+
+
+def test_an_excluded_participant_cannot_answer_any_more():
+    _, participants = _filled_study()
+    step = selectors.participant_current_step(participants[0])
+    assert step is not None
+    participant_exclusion_set(participant=participants[0], excluded=True, reason="bot")
+
+    with pytest.raises(ParticipantInactiveError):
+        rating_record(
+            participant=participants[0],
+            step_token=step.token,
+            values=dict.fromkeys(Dimension.values, 3),
+        )
+    assert not Rating.objects.exists()
+
+
+def test_excluding_a_finished_participant_keeps_their_ratings_and_status():
+    study = study_make()
+    done = participant_finish(study, "P1")
+
+    participant_exclusion_set(participant=done, excluded=True, reason="straight-lining")
+
+    assert done.status == Participant.Status.COMPLETED
+    assert Rating.objects.filter(assignment__participant=done).count() == 60
+
+
+def test_re_including_a_stopped_participant_does_not_restart_them():
+    _, participants = _filled_study()
+    participant_exclusion_set(participant=participants[0], excluded=True, reason="mistake?")
+
+    participant_exclusion_set(participant=participants[0], excluded=False, reason="mistake")
+
+    assert participants[0].excluded is False
+    assert participants[0].status == Participant.Status.STOPPED
+
+
+def test_the_excluded_who_still_hold_items_are_released_on_request():
+    study, participants = _filled_study()
+    # Excluded without the service (an older version, a script): still active, still holding.
+    Participant.objects.filter(pk__in=[p.pk for p in participants[:3]]).update(excluded=True)
+    assert selectors.study_is_full(study=study, now=timezone.now())
+
+    assert excluded_release(study=study) == 3
+    assert excluded_release(study=study) == 0
+
+    statuses = dict(Participant.objects.values_list("prolific_pid", "status"))
+    assert [statuses[f"p{n}"] for n in range(5)] == ["stopped"] * 3 + ["active"] * 2
+    assert not selectors.study_is_full(study=study, now=timezone.now())

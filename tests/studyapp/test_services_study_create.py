@@ -146,3 +146,25 @@ def test_a_study_the_model_refuses_is_a_conflict_with_the_reason() -> None:
 
     assert not Study.objects.exists()
     assert not Explanation.objects.exists()
+
+
+def test_it_stores_which_explanations_were_cut_at_the_generation_cap() -> None:
+    lines = explanation_lines()
+    lines[5] = json.dumps({**json.loads(lines[5]), "truncated": True})
+    study_create_from_explanations(slug="cqa", records=explanations_read(lines))
+
+    cut = Explanation.objects.get(truncated=True)
+    assert (cut.condition.name, cut.question.external_id) == ("CF:original", "q001")
+    assert Explanation.objects.filter(truncated=False).count() == 63
+
+
+def test_a_later_file_marks_a_stored_explanation_cut_and_none_unmarks_it() -> None:
+    study_create_from_explanations(slug="cqa", records=_records())
+    lines = explanation_lines()
+    lines[0] = json.dumps({**json.loads(lines[0]), "truncated": True})
+
+    study_create_from_explanations(slug="cqa", records=explanations_read(lines))
+    assert Explanation.objects.filter(truncated=True).count() == 1
+    # An older file, written before the flag existed, leaves the mark as it is.
+    study_create_from_explanations(slug="cqa", records=_records())
+    assert Explanation.objects.filter(truncated=True).count() == 1

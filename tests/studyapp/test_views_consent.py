@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from studyapp.models import Participant, Study
+from studyapp.services import participant_exclusion_set
+from studyapp.views import PARTICIPANT_COOKIE
 from tests.studyapp.participant_pool import entry_url, study_make
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +152,98 @@ def test_the_instructions_need_a_consented_participant(entered: Client, study: S
     response = entered.get(_url(study, "instructions"))
 
     assert response.status_code == 400
+
+
+# ---- made-up Prolific IDs: the study's Prolific id and a limit per address -------------
+
+
+def _agree(client: Client, study: Study, pid: str, **link: str) -> Any:
+    client.get(entry_url(study, pid, **link))
+    return client.post(_url(study), {"decision": "agree"})
+
+
+def test_a_link_with_another_study_id_is_refused_before_consent(client: Client) -> None:
+    study = study_make(prolific_study_id="64f0c0ffee")
+
+    response = client.get(entry_url(study, "made-up", study_id="someone-else"))
+
+    assert response.status_code == 403
+    assert "This link is for another study" in response.content.decode()
+    assert PARTICIPANT_COOKIE not in client.cookies
+    assert _agree(Client(), study, "p1", study_id="64f0c0ffee").status_code == 302
+    assert list(Participant.objects.values_list("prolific_pid", flat=True)) == ["p1"]
+
+
+def test_a_binding_made_before_the_study_id_was_set_cannot_start(client: Client) -> None:
+    study = study_make()
+    client.get(entry_url(study, "p1", study_id="old-link"))
+    Study.objects.filter(pk=study.pk).update(prolific_study_id="64f0c0ffee")
+
+    response = client.post(_url(study), {"decision": "agree"})
+
+    assert response.status_code == 403
+    assert not Participant.objects.exists()
+
+
+@pytest.fixture
+def three_an_hour(settings: Any) -> Any:
+    settings.PARTICIPANT_START_RATE = "3/hour"
+    cache.clear()
+    yield settings
+    cache.clear()
+
+
+def test_new_participants_from_one_address_are_limited(three_an_hour: Any, study: Study) -> None:
+    answers = [_agree(Client(REMOTE_ADDR="198.51.100.7"), study, f"p{n}") for n in range(4)]
+
+    assert [r.status_code for r in answers] == [302, 302, 302, 429]
+    assert "try the link again later" in answers[-1].content.decode()
+    assert int(answers[-1]["Retry-After"]) > 0
+    assert Participant.objects.count() == 3
+    # Another address is not held back, and a Prolific ID that already started never is.
+    assert _agree(Client(REMOTE_ADDR="203.0.113.9"), study, "p9").status_code == 302
+    assert _agree(Client(REMOTE_ADDR="198.51.100.7"), study, "p0").status_code == 302
+    # Declining creates no items, so it is not limited either.
+    declined = Client(REMOTE_ADDR="198.51.100.7")
+    declined.get(entry_url(study, "p5"))
+    assert declined.post(_url(study), {"decision": "decline"}).status_code == 302
+
+
+def test_behind_a_trusted_proxy_a_forged_forwarded_for_does_not_reset_the_limit(
+    three_an_hour: Any, study: Study
+) -> None:
+    three_an_hour.TRUSTED_PROXY_COUNT = 1
+    statuses = []
+    for n in range(4):
+        # The proxy appends the address it saw; what the client sent before it is noise.
+        forwarded = f"10.{n}.{n}.{n}, 198.51.100.7"
+        browser = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+        statuses.append(_agree(browser, study, f"p{n}").status_code)
+
+    assert statuses == [302, 302, 302, 429]
+    other = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.8")
+    assert _agree(other, study, "p9").status_code == 302
+
+
+def test_the_address_is_kept_only_as_a_keyed_hash(three_an_hour: Any, study: Study) -> None:
+    _agree(Client(REMOTE_ADDR="198.51.100.77"), study, "p1")
+
+    with connection.cursor() as cursor:  # the database cache's table (settings.CACHES)
+        cursor.execute("SELECT cache_key FROM django_cache")
+        keys = [row[0] for row in cursor.fetchall()]
+    assert any("participant-start" in key for key in keys)
+    assert not any("198.51.100.77" in key for key in keys)
+    stored = " ".join(str(v) for row in Participant.objects.values() for v in row.values())
+    assert "198.51.100.77" not in stored
+
+
+def test_a_stopped_participant_is_told_their_participation_ended(
+    entered: Client, study: Study
+) -> None:
+    entered.post(_url(study), {"decision": "agree"})
+    participant = Participant.objects.get()
+    participant_exclusion_set(participant=participant, excluded=True, reason="bot")
+
+    page = entered.get(_url(study, "step"), follow=True)
+
+    assert "Your participation has ended" in page.content.decode()

@@ -50,6 +50,10 @@ def test_a_valid_link_leads_to_consent_and_stores_nothing_yet(client: Client, st
         ("?PROLIFIC_PID=<script>", "PROLIFIC_PID must be"),
         ("?PROLIFIC_PID=abc&STUDY_ID={{%STUDY_ID%}}", "STUDY_ID must be"),
         ("?PROLIFIC_PID=abc&SESSION_ID=a/b", "SESSION_ID must be"),
+        # "$" matches before a final newline; the whole value must match.
+        ("?PROLIFIC_PID=abc%0A", "PROLIFIC_PID must be"),
+        ("?PROLIFIC_PID=abc&STUDY_ID=def%0A", "STUDY_ID must be"),
+        ("?PROLIFIC_PID=abc&SESSION_ID=def%0A", "SESSION_ID must be"),
     ],
 )
 def test_an_incomplete_or_malformed_link_gets_a_clear_400_page(
@@ -64,6 +68,17 @@ def test_an_incomplete_or_malformed_link_gets_a_clear_400_page(
     assert "open the study from" in body
     assert not Participant.objects.exists()
     assert PARTICIPANT_COOKIE not in client.cookies
+
+
+def test_a_prolific_id_with_a_trailing_newline_is_not_a_second_participant(
+    study: Study,
+) -> None:
+    participant_run(Client(), study, "abc")
+
+    response = Client().get(_bare(study) + "?PROLIFIC_PID=abc%0A&STUDY_ID=s&SESSION_ID=t")
+
+    assert response.status_code == 400
+    assert list(Participant.objects.values_list("prolific_pid", flat=True)) == ["abc"]
 
 
 def test_an_unknown_study_gets_a_404_page(client: Client) -> None:

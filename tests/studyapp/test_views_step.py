@@ -247,7 +247,7 @@ def test_finishing_with_htmx_redirects_the_whole_page(browser: Client, study: St
     assert response["HX-Redirect"] == reverse("studyapp:done", kwargs={"slug": study.slug})
 
 
-def test_the_completion_page_shows_the_code_and_redirects_to_prolific(
+def test_the_completion_page_shows_the_code_and_leaves_the_return_to_the_participant(
     browser: Client, study: Study
 ) -> None:
     for _ in range(14):
@@ -258,8 +258,14 @@ def test_the_completion_page_shows_the_code_and_redirects_to_prolific(
     body = response.content.decode()
     url = f"https://app.prolific.com/submissions/complete?cc={study.completion_code}"
     assert study.completion_code in body
-    assert f'<meta http-equiv="refresh" content="5;url={url}">' in body
-    assert f'href="{url}"' in body
+    link = BeautifulSoup(body, "html.parser").find("a", id="completion-link")
+    assert link is not None
+    assert link["href"] == url
+    assert "Return to Prolific" in link.get_text()
+    # No timed redirect (WCAG 2.2.1): the page waits for the participant's press.
+    assert "http-equiv" not in body.lower()
+    assert "Refresh" not in response
+    assert "setTimeout" not in body
 
 
 def test_the_completion_page_is_not_reachable_before_finishing(

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
+from analysis.errors import AnalysisError
+from analysis.plan import AnalysisPlan, plan_load
 from studyapp.importing import ExplanationsFileError, explanations_read
 from studyapp.models import Explanation, Study
 from studyapp.services import StudyConflictError, study_create_from_explanations
@@ -27,11 +29,20 @@ def study_import_file(
     completion_code: str | None = None,
     per_condition: int | None = None,
     live: bool = False,
+    plan: AnalysisPlan | str | Path | None = None,
 ) -> tuple[Study, int]:
     """Validate the whole file, then import it; return the study and how many explanations were new.
 
-    Raises ``CommandError`` with every problem of the file, and imports nothing then.
+    ``plan`` is the analysis plan to register: a plan, a shipped plan's name or a TOML
+    file's path (None: leave the study's plan as it is). Raises ``CommandError`` with every
+    problem of the file, a plan that cannot be read, or a change to a frozen plan, and
+    imports nothing then.
     """
+    if plan is not None and not isinstance(plan, AnalysisPlan):
+        try:
+            plan = plan_load(plan)
+        except AnalysisError as exc:
+            raise CommandError(f"nothing was imported: {exc}") from None
     try:
         # utf-8-sig: a byte-order mark (Windows editors) is dropped, as in the admin upload.
         with path.open(encoding="utf-8-sig") as handle:
@@ -51,6 +62,7 @@ def study_import_file(
             completion_code=completion_code,
             per_condition=per_condition,
             live=live,
+            plan=plan,
         )
     except StudyConflictError as exc:
         raise CommandError(f"{path}: nothing was imported: {exc}") from None
@@ -88,7 +100,16 @@ class Command(BaseCommand):
             type=int,
             help="items each participant rates from every condition (default 3)",
         )
-        parser.add_argument("--live", action="store_true", help="open the study to participants")
+        parser.add_argument(
+            "--plan",
+            metavar="paper|standard|FILE.toml",
+            help="register this analysis plan (a shipped plan or a TOML file); it is frozen "
+            "when the study goes live (default: leave the study's plan as it is; a study "
+            "without one is analysed under 'standard')",
+        )
+        parser.add_argument(
+            "--live", action="store_true", help="open the study to participants (freezes its plan)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["per_condition"] is not None and options["per_condition"] < 1:
@@ -100,6 +121,7 @@ class Command(BaseCommand):
             completion_code=options["completion_code"],
             per_condition=options["per_condition"],
             live=options["live"],
+            plan=options["plan"],
         )
         explanations = Explanation.objects.filter(condition__study=study).count()
         self.stdout.write(
@@ -111,6 +133,7 @@ class Command(BaseCommand):
                 f"completion code {study.completion_code}."
             )
         )
+        self.stdout.write(f"Analysis plan: {study.plan_description()}.")
         entry = reverse("studyapp:entry", kwargs={"slug": study.slug})
         self.stdout.write(
             f"Prolific study URL (append to your site address): {entry}?{PROLIFIC_QUERY}"

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from studyapp.management.commands.create_study import study_import_file
 from studyapp.models import Study
+from studyapp.services import study_status_change
 
 DEMO_USERNAME = "researcher"
 DEMO_SLUG = "demo"
@@ -53,8 +54,7 @@ def demo_study_ensure(*, slug: str = DEMO_SLUG, fixture: Path | None = None) -> 
             slug=slug, path=fixture, title="Rating explanations", live=True
         )
     elif study.status in (Study.Status.DRAFT, Study.Status.PAUSED):
-        study.status = Study.Status.LIVE
-        study.save(update_fields=["status"])
+        study_status_change(study=study, status=Study.Status.LIVE)
     return study
 
 
