@@ -138,6 +138,10 @@ class RegressionSettings(_Section):
     length: Literal["words", "chars"] = "words"
     covariates: tuple[str, ...] = ()
     se: Literal["classical", "HC3", "cluster"] = "cluster"
+    # Cluster-robust standard errors are unreliable with few clusters (participants); below
+    # ``min_clusters`` the OLS uses ``se_fallback`` instead, and the report says so.
+    min_clusters: int = Field(default=30, ge=2)
+    se_fallback: Literal["classical", "HC3"] = "HC3"
     ordinal: bool = True
     mixed: bool = True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from analysis.load import RATINGS_COLUMNS
 COEF_COLUMNS = ("term", "estimate", "se", "statistic", "p", "ci_low", "ci_high")
 LENGTH = "explanation_length"
 SE_KINDS = ("classical", "HC3", "cluster")
+SE_FALLBACKS = ("classical", "HC3")
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ def ols_fit(
     length: str = LENGTH,
     se: str = "cluster",
     cluster: str | None = "participant",
+    min_clusters: int = 2,
+    se_fallback: str = "classical",
 ) -> ModelFit:
     """OLS of ``dv`` on condition and explanation length (and covariates).
 
@@ -177,6 +181,13 @@ def ols_fit(
         cluster-robust by ``cluster`` (ratings of one participant are not independent). With
         ``cluster`` None or fewer than two clusters, "cluster" falls back to classical.
         ``stats["se_kind"]`` says which kind was used and ``stats["cov_type"]`` describes it.
+    min_clusters : int
+        With ``se="cluster"`` and fewer clusters than this (but at least two), the fit uses
+        ``se_fallback`` instead, records ``stats["se_fallback"]`` and adds a warning that
+        says why. Cluster-robust errors need many clusters to be trusted; the analysis
+        plans set 30.
+    se_fallback : {"classical", "HC3"}
+        The standard errors used below ``min_clusters``.
 
     Examples
     --------
@@ -187,9 +198,20 @@ def ols_fit(
     ['Intercept', 'condition[T.MT+CF:original]']
     >>> fit.stats["se_kind"]
     'cluster'
+    >>> few = ols_fit(
+    ...     ratings_load(ratings_simulate(5, seed=2)), reference="CF:original",
+    ...     min_clusters=30, se_fallback="HC3",
+    ... )
+    >>> few.stats["se_kind"], few.stats["se_fallback"]["clusters"]
+    ('HC3', 5)
     """
     if se not in SE_KINDS:
         raise AnalysisError(f"unknown standard errors {se!r}; use one of: {', '.join(SE_KINDS)}")
+    if se_fallback not in SE_FALLBACKS:
+        raise AnalysisError(
+            f"unknown fallback standard errors {se_fallback!r}; use one of: "
+            f"{', '.join(SE_FALLBACKS)}"
+        )
     design, rhs, dropped = regression_design(
         data, reference=reference, covariates=covariates, length=length
     )
@@ -202,18 +224,34 @@ def ols_fit(
     model = sm.OLS(y, design)
     groups = data.loc[design.index, cluster] if cluster and se == "cluster" else None
     n_clusters = int(groups.nunique()) if groups is not None else 0
+    fallback: dict[str, Any] | None = None
+    notes: list[str] = []
+    if groups is not None and 2 <= n_clusters < min_clusters:
+        fallback = {
+            "requested": "cluster",
+            "used": se_fallback,
+            "clusters": n_clusters,
+            "min_clusters": min_clusters,
+        }
+        notes.append(
+            f"Only {n_clusters} {cluster} clusters, fewer than the plan's minimum of "
+            f"{min_clusters} for cluster-robust standard errors, so {se_fallback} standard "
+            "errors were used instead."
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if groups is not None and n_clusters >= 2:
+        if groups is not None and n_clusters >= 2 and fallback is None:
             result = model.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(groups)[0]})
             se_kind, cov_type = "cluster", f"cluster-robust by {cluster} ({n_clusters} clusters)"
-        elif se == "HC3":
+        elif se == "HC3" or (fallback is not None and se_fallback == "HC3"):
             result = model.fit(cov_type="HC3")
             se_kind, cov_type = "HC3", "HC3 (heteroskedasticity-robust)"
         else:
             result = model.fit()
             se_kind = "classical"
             cov_type = "classical" if se == "classical" else "classical (one cluster or none)"
+    if fallback is not None:
+        cov_type += f", instead of cluster-robust: {n_clusters} clusters < {min_clusters}"
     coef = _coef_table(
         design.columns,
         result.params,
@@ -233,8 +271,9 @@ def ols_fit(
             "se_kind": se_kind,
             "cov_type": cov_type,
             "rows_dropped_missing_covariates": dropped,
+            **({"se_fallback": fallback} if fallback is not None else {}),
         },
-        warnings=_messages(caught),
+        warnings=(*notes, *_messages(caught)),
     )
 
 

@@ -158,7 +158,13 @@ def report_write(
     regression = used.regression
     fit_data = frames["regression"]
     with _stage(timings, "ols"):
-        ols_options = {"reference": reference_used, "length": length, "se": regression.se}
+        ols_options: dict[str, Any] = {
+            "reference": reference_used,
+            "length": length,
+            "se": regression.se,
+            "min_clusters": regression.min_clusters,
+            "se_fallback": regression.se_fallback,
+        }
         ols = problems.attempt("regression ols", partial(ols_fit, fit_data, **ols_options))
         ols_cov = (
             problems.attempt(

@@ -283,6 +283,10 @@ LOGGING = {
         "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     },
     "loggers": {
+        # Django's own default gives the `django` logger a console handler and lets it
+        # propagate, so every warning (runserver's included) would print twice: once there
+        # and once at the root. Its records go to the root handler only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
     },
 }

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
+from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.cache import never_cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 logger = logging.getLogger(__name__)
@@ -29,3 +33,28 @@ def healthz(request: HttpRequest) -> JsonResponse:
             status=503,
         )
     return JsonResponse({"status": "ok", "database": connection.vendor})
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The site root: what the site is, for researchers, with links to the admin and API docs.
+
+    Participants never need this page: they arrive through a study link, and everything they
+    are told about a study comes from the study's own pages and from the recruiting platform.
+    """
+    return render(request, "home.html")
+
+
+FAVICON = Path(settings.BASE_DIR) / "static" / "favicon.ico"
+
+
+@cache
+def _favicon_bytes() -> bytes:
+    return FAVICON.read_bytes()
+
+
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, which browsers ask for on their own on every new site."""
+    return HttpResponse(_favicon_bytes(), content_type="image/x-icon")

@@ -98,6 +98,8 @@ class RunSummary:
     explanations: int = 0
     study: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Wall-clock seconds of each stage that ran, in the order run.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -340,6 +342,8 @@ class _Run:
             validate=validate,
             accelerator=self.accelerator,
             progress=self.progress,
+            log=self.log,
+            label=f"{spec.slug} seed {seed}",
         )
         self.log(
             f"train: {spec.slug} seed {seed}: {result.steps} steps in "
@@ -467,26 +471,31 @@ class _Run:
         self.config_record()
         main = self.accelerator.is_main_process
         for stage in stages:
+            started = time.perf_counter()
             ran = self._stage(stage, main)
             (self.summary.stages_run if ran else self.summary.stages_skipped).append(stage)
+            if ran:
+                self.summary.stage_seconds[stage] = round(time.perf_counter() - started, 3)
             self.accelerator.wait_for_everyone()
         return self.summary
 
     @contextmanager
     def threads(self, spec: StudentSpec) -> Iterator[None]:
-        """One torch thread for a tiny student on a CPU.
+        """At most two torch threads for a tiny student on a CPU.
 
-        A tiny model gains nothing from more threads, and on a shared CPU the extra threads
-        spin against other processes: measured on two busy cores, 40 MT+CF steps of the demo
-        student took 9 s with one thread and 42 s with two.
+        A tiny model gains little from more: torch's default of one thread a core spins
+        against other processes on a many-core or shared machine. Two threads beat one on a
+        quiet two-core machine (the demo's run: 91 s against 124 s).
         """
         if spec.model != TINY_T5 or self.accelerator.device.type != "cpu":
             with nullcontext():
                 yield
             return
+        import torch
+
         from distillation.teachers.tiny import torch_threads
 
-        with torch_threads(1):
+        with torch_threads(min(2, torch.get_num_threads())):
             yield
 
     def _stage(self, stage: str, main: bool) -> bool:
@@ -551,6 +560,31 @@ class _Run:
         return True
 
 
+@contextmanager
+def library_progress_bars_off() -> Iterator[None]:
+    """Silence transformers' own bars (weight loading, shard writing) for the block.
+
+    A run loads and saves students many times; those bars say nothing a user can act on and
+    bury the run's own progress. The previous setting is restored afterwards.
+
+    Examples
+    --------
+    >>> from transformers.utils import logging as hf_logging
+    >>> with library_progress_bars_off():
+    ...     hf_logging.is_progress_bar_enabled()
+    False
+    """
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def pipeline_run(
     config: RunConfig,
     *,
@@ -569,7 +603,8 @@ def pipeline_run(
         study_create=study_create,
         command=command if command is not None else sys.argv,
     )
-    return run.run(ordered)
+    with library_progress_bars_off():
+        return run.run(ordered)
 
 
 # -- tables ------------------------------------------------------------------------------------

@@ -41,11 +41,12 @@ def distillation_run_execute(
 ) -> tuple[DistillationRun | None, RunSummary]:
     """Run the pipeline, recording the run (status, metrics, output folder) in the database.
 
-    A failed run is recorded as failed with its error before the error propagates. The record
-    is ``None`` in the secondary processes of a multi-process launch.
+    A failed run is recorded as failed with its error before the error propagates. A run that
+    finds every requested stage already complete did nothing, so it leaves no record. The
+    record is ``None`` then, and in the secondary processes of a multi-process launch.
     """
     ordered = stages_check(stages)
-    if not _main_process():
+    if not main_process():
         # Under `accelerate launch` / `torchrun` every process runs the pipeline (each trains on
         # its share of the batches); only the first one records the run and creates the study.
         summary = pipeline_run(
@@ -73,11 +74,16 @@ def distillation_run_execute(
         # KeyboardInterrupt too: the record must not stay "running" forever.
         _finish(run, status=DistillationRun.Status.FAILED, error=str(error) or type(error).__name__)
         raise
+    if not summary.stages_run:
+        # A rerun of a finished configuration: nothing ran, so there is nothing to record.
+        run.delete()
+        return None, summary
     _finish(run, status=DistillationRun.Status.SUCCEEDED, metrics=summary_dict(summary))
     return run, summary
 
 
-def _main_process() -> bool:
+def main_process() -> bool:
+    """Whether this is the process that records the run (the only one outside a launch)."""
     from accelerate import PartialState
 
     return bool(PartialState().is_main_process)

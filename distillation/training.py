@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,86 @@ LAST_DIR = "last"
 SELECTED_DIRS = {"best_validation": BEST_DIR, "last": LAST_DIR}
 METRICS_FILE = "metrics.jsonl"
 TRAINING_FILE = "training.json"
+# How often a progress line is written when the output is not a terminal (a log file, a pipe,
+# CI): often enough that a slow machine never looks stuck, seldom enough to read.
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+def duration_text(seconds: float) -> str:
+    """A time left as people read it.
+
+    Examples
+    --------
+    >>> [duration_text(s) for s in (4.2, 75, 3725)]
+    ['4 s', '1 min 15 s', '1 h 02 min']
+    """
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class ProgressLines:
+    """Progress of a training run as plain lines, for output that is not a terminal.
+
+    ``update(step, loss)`` after each optimiser step writes a line through ``log`` once at
+    least ``every`` seconds (default ``PROGRESS_EVERY_SECONDS``) have passed since the last
+    one, and always at the last step: step, loss, steps per second over this run's work so
+    far, and the time left at that rate.
+
+    Examples
+    --------
+    >>> ticks = iter([0.0, 1.0, 6.0, 7.0, 8.0])
+    >>> lines = []
+    >>> progress = ProgressLines(
+    ...     label="tiny-mt", total=4, initial=0, log=lines.append, clock=lambda: next(ticks)
+    ... )
+    >>> for step, loss in enumerate([2.5, 2.0, 1.5, 1.25], start=1):
+    ...     progress.update(step, loss)
+    >>> print(*lines, sep="\\n")
+    train: tiny-mt: step 2/4, loss 2.0000, 0.33 steps/s, about 6 s left
+    train: tiny-mt: step 4/4, loss 1.2500, 0.50 steps/s, done
+    """
+
+    def __init__(
+        self,
+        *,
+        label: str,
+        total: int,
+        initial: int,
+        log: Callable[[str], None],
+        every: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.label, self.total, self.initial = label, total, initial
+        self.log = log
+        self.every = PROGRESS_EVERY_SECONDS if every is None else every
+        self.clock = clock or time.monotonic
+        self.started = self.clock()
+        self.last = self.started
+
+    def update(self, step: int, loss: float) -> None:
+        now = self.clock()
+        if now - self.last < self.every and step < self.total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        done = step - self.initial
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if step >= self.total:
+            left = "done"
+        elif rate > 0:
+            left = f"about {duration_text((self.total - step) / rate)} left"
+        else:
+            left = "time left unknown"
+        self.log(
+            f"train: {self.label}: step {step}/{self.total}, loss {loss:.4f}, "
+            f"{rate:.2f} steps/s, {left}"
+        )
 
 
 @dataclass
@@ -121,8 +202,13 @@ class _Trainer:
         validate: Validator,
         accelerator: Any,
         progress: bool,
+        log: Callable[[str], None] | None = None,
+        label: str = "",
     ) -> None:
         from transformers import get_linear_schedule_with_warmup
+
+        self.log = log
+        self.label = label or output_dir.name
 
         self.accelerator = accelerator
         self.training = training
@@ -283,18 +369,29 @@ class _Trainer:
             (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
         batches = self._epoch_batches()
         last = self.training.steps if stop_after is None else min(stop_after, self.training.steps)
+        main = self.accelerator.is_main_process
         bar = tqdm(
             total=self.training.steps,
             initial=self.step,
-            disable=not (self.progress and self.accelerator.is_main_process),
-            desc=self.output_dir.name,
+            disable=not (self.progress and main),
+            desc=self.label,
             leave=False,
+        )
+        # In a terminal the bar shows progress; elsewhere, plain lines every few seconds.
+        lines = (
+            ProgressLines(
+                label=self.label, total=self.training.steps, initial=self.step, log=self.log
+            )
+            if self.log is not None and main and not self.progress
+            else None
         )
         while self.step < last:
             loss, batches = self.train_step(batches)
             self.last_loss = loss
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
+            if lines is not None:
+                lines.update(self.step, loss)
             if self.step % self.training.log_every == 0 or self.step == self.training.steps:
                 lr = self.scheduler.get_last_lr()[0]
                 self._log({"step": self.step, "epoch": self.epoch, "loss": loss, "lr": lr})
@@ -362,6 +459,8 @@ def student_train(
     validate: Validator,
     accelerator: Any | None = None,
     progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    label: str = "",
     stop_after: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``features`` with ``method``'s objective, resuming if a checkpoint exists.
@@ -371,6 +470,10 @@ def student_train(
     the last step (``output_dir/last``) or the best-scoring ones (``output_dir/best``). ``stop_after``
     ends the run early at that step (after its checkpoint, if one falls due), as an
     interruption would; the run is complete only when ``training.json`` is written.
+
+    ``progress`` shows a tqdm bar (for a terminal). Without it, ``log`` (when given) receives
+    a progress line every few seconds: step, loss, steps per second and the time left, named
+    by ``label`` (default: the output folder's name).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(
@@ -384,6 +487,8 @@ def student_train(
         validate=validate,
         accelerator=accelerator if accelerator is not None else accelerator_create(training),
         progress=progress,
+        log=log,
+        label=label,
     )
     result = trainer.run(stop_after=stop_after)
     if result.steps >= training.steps and trainer.accelerator.is_main_process:

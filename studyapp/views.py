@@ -29,6 +29,7 @@ from studyapp.forms import ConsentForm, EntryForm, RatingForm
 from studyapp.middleware import participant_body_limited
 from studyapp.models import (
     DIMENSION_DEFINITIONS,
+    DIMENSION_STATEMENTS,
     LIKERT_LABELS,
     Dimension,
     Participant,
@@ -304,13 +305,20 @@ def _arrivals_limited(request: HtmxHttpRequest, study: Study, pid: str) -> HttpR
 def instructions(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status != Participant.Status.ACTIVE:
         return _continue(request, study, participant)
-    definitions = [(d.label, DIMENSION_DEFINITIONS[d]) for d in Dimension]
+    statements = [(d.label, DIMENSION_STATEMENTS[d], DIMENSION_DEFINITIONS[d]) for d in Dimension]
+    # Back (or a bookmark) can bring a participant here mid-study: the button then says
+    # "Continue" rather than promising the first item.
+    started = (
+        participant.assignments.filter(shown_at__isnull=False).exists()
+        or participant.attention_checks.filter(shown_at__isnull=False).exists()
+    )
     return _page(
         request,
         "instructions.html",
         study,
-        definitions=definitions,
+        statements=statements,
         item_total=participant.assignments.count(),
+        started=started,
     )
 
 

@@ -24,3 +24,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip_pg)
+
+
+@pytest.fixture(autouse=True)
+def rate_windows_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test inside one rate-limit window, however slowly the machine runs it.
+
+    Fixed windows turn over on the clock's minute; a test that counts to a limit would
+    otherwise start afresh whenever a boundary fell between its requests.
+    """
+    from studyapp.ratelimit import WindowCounter
+
+    # The middle of a one-minute and of a one-hour window.
+    monkeypatch.setattr(WindowCounter, "clock", staticmethod(lambda: 1_800_001_830.0))

@@ -166,7 +166,8 @@ class ReasonForm(forms.Form):
 
 class DemographicsUploadForm(forms.Form):
     demographics = forms.FileField(
-        help_text="Prolific's demographic export (CSV with a 'Participant id' column)."
+        label="Demographics file",
+        help_text="Prolific's demographic export (CSV with a 'Participant id' column).",
     )
 
 

@@ -55,7 +55,7 @@ class CompletedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ExclusionRecordInline(admin.TabularInline):
+class ExclusionRecordInline(admin.StackedInline):
     """The audit trail: read-only, written only by the exclude / re-include actions."""
 
     model = ParticipantExclusion

@@ -9,7 +9,7 @@ from csp.decorators import csp
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -57,6 +57,28 @@ REPORT_POLICY = {
     "frame-ancestors": [NONE],
 }
 
+# Opened from the admin, the report gets a way back; the file itself stays as written.
+REPORT_BACK_LINK = (
+    '<nav aria-label="Study" style="margin:0 0 1rem;font-size:.95rem">'
+    '<a href="{}">&larr; Back to the dashboard of {}</a></nav>'
+)
+
+
+def report_with_back_link(page: str, dashboard_url: str, study_name: str) -> str:
+    """The report's HTML with a link back to its study's dashboard at the top of the body.
+
+    Examples
+    --------
+    >>> report_with_back_link("<html><body><h1>R</h1></body></html>", "/admin/d/", "a&b")
+    '<html><body><nav aria-label="Study" style="margin:0 0 1rem;font-size:.95rem"><a href="/admin/d/">&larr; Back to the dashboard of a&amp;b</a></nav><h1>R</h1></body></html>'
+    """
+    link = format_html(REPORT_BACK_LINK, dashboard_url, study_name)
+    head, marker, rest = page.partition("<body>")
+    if not marker:
+        return link + page
+    return head + marker + link + rest
+
+
 STATUS_ACTIONS = {
     "open": (Study.Status.LIVE, "opened"),
     "pause": (Study.Status.PAUSED, "paused"),
@@ -73,7 +95,7 @@ def duration_text(seconds: float | None) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
-class ConditionInline(admin.TabularInline):
+class ConditionInline(admin.StackedInline):
     """Conditions come from the explanations file; only their descriptions can be corrected."""
 
     model = Condition
@@ -499,7 +521,11 @@ class StudyAdmin(admin.ModelAdmin):
         html = report_html_path(report)
         if html is None:
             raise Http404(f"the report in {report.out_dir} was moved or deleted")
-        return FileResponse(html.open("rb"), content_type="text/html; charset=utf-8")
+        dashboard = reverse("admin:studyapp_study_dashboard", args=[study.pk])
+        return HttpResponse(
+            report_with_back_link(html.read_text(encoding="utf-8"), dashboard, str(study)),
+            content_type="text/html; charset=utf-8",
+        )
 
     def ratings_csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         study = self._study_or_404(request, object_id)

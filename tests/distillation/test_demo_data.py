@@ -240,7 +240,8 @@ def test_fixture_items_match_their_question_and_condition() -> None:
                 problems.append(f"line {number}: {field} differs from questions.jsonl")
         if (item["method"], item["data_variant"]) != CONDITIONS[item["condition"]]:
             problems.append(f"line {number}: method/data_variant do not match the condition")
-        if (item["student"], item["run"]) != ("t5-v1_1-base", "demo-fixture"):
+        # Written by hand, not by a student model, and labelled so wherever conditions show.
+        if (item["student"], item["run"]) != ("hand-written", "demo-hand-written"):
             problems.append(f"line {number}: unexpected student or run")
         if not item["explanation"].strip().endswith(SENTENCE_END):
             problems.append(f"line {number}: explanation is empty or unfinished")

@@ -242,3 +242,21 @@ def test_a_short_run_on_real_teacher_outputs_trains_every_method_and_variant(tmp
         assert lines.strip(), student.slug
     records = explanations_read((config.output_dir / "explanations.jsonl").read_text().splitlines())
     assert {r.condition for r in records} <= {s.condition for s in config.students}
+
+
+def test_transformers_bars_are_off_during_a_run_and_restored_after(demo, monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    from distillation import pipeline
+
+    seen: list[bool] = []
+
+    def run_recording(self, stages):
+        seen.append(hf_logging.is_progress_bar_enabled())
+        return pipeline.RunSummary(output_dir=str(demo.output_dir))
+
+    monkeypatch.setattr(pipeline._Run, "run", run_recording)
+    hf_logging.enable_progress_bar()
+    pipeline_run(demo, stages=["data"], log=lambda _: None, command=["test"])
+    assert seen == [False]
+    assert hf_logging.is_progress_bar_enabled()

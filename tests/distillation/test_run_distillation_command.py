@@ -62,12 +62,22 @@ def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(tmp_path, run
     assert (runs_dir / "demo" / "accuracy.csv").is_file()
     assert "study 'demo' is ready at /s/demo/" in out.getvalue()
 
-    # A second invocation resumes: nothing is redone, the study is unchanged, a new record says so.
+    # A second invocation finds everything done: nothing is redone, the study is unchanged, and
+    # no empty record is added; the output says so.
     out = StringIO()
     call_command("run_distillation", "--config", str(_demo_config(tmp_path)), stdout=out)
-    latest = DistillationRun.objects.order_by("-id").first()
-    assert latest.metrics["stages_run"] == []
+    assert list(DistillationRun.objects.values_list("pk", flat=True)) == [run.pk]
+    assert "was already complete" in out.getvalue()
+    assert "no run record was added" in out.getvalue()
     assert Study.objects.count() == 1
+
+    # A rerun that does some work (here the study stage under a new slug) is recorded, with the
+    # stages it skipped.
+    call_command("run_distillation", "--config", str(_demo_config(tmp_path)), "--study", "demo-2")
+    resumed = DistillationRun.objects.order_by("-id").first()
+    assert resumed.pk != run.pk
+    assert resumed.metrics["stages_run"] == ["study"]
+    assert "train" in resumed.metrics["stages_skipped"]
 
 
 @pytest.mark.django_db

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -13,7 +14,9 @@ from distillation.training import (
     BEST_DIR,
     LAST_DIR,
     TRAINING_FILE,
+    ProgressLines,
     accelerator_create,
+    duration_text,
     mixed_precision_resolve,
     selected_dir,
     student_train,
@@ -164,3 +167,80 @@ def test_fp16_without_a_gpu_is_a_config_error():
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="needs a GPU"):
         accelerator_create(training_make(mixed_precision="fp16"))
+
+
+PROGRESS_LINE = re.compile(
+    r"train: [\w .+-]+: step (\d+)/(\d+), loss \d+\.\d{4}, \d+\.\d{2} steps/s, "
+    r"(about \d+ (s|min \d\d s|h \d\d min) left|done)"
+)
+
+
+def _train_logged(setup, directory, *, progress: bool, every: float, monkeypatch):
+    import distillation.training as training_module
+
+    monkeypatch.setattr(training_module, "PROGRESS_EVERY_SECONDS", every)
+    tokenizer, features = setup
+    lines: list[str] = []
+    student_train(
+        model=model_make(tokenizer, seed=0),
+        tokenizer=tokenizer,
+        features=features,
+        method="mt+cf",
+        training=training_make(steps=4, eval_every=4, checkpoint_every=4),
+        seed=0,
+        output_dir=directory,
+        validate=lambda model: {"accuracy": 0.0, "loss": 1.0},
+        progress=progress,
+        log=lines.append,
+        label="tiny mt+cf seed 0",
+    )
+    return lines
+
+
+def test_without_a_terminal_progress_lines_give_step_loss_rate_and_time_left(
+    tmp_path, setup, monkeypatch
+):
+    lines = _train_logged(
+        setup, tmp_path / "run", progress=False, every=0.0, monkeypatch=monkeypatch
+    )
+
+    matches = [PROGRESS_LINE.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    assert [(int(m[1]), int(m[2])) for m in matches] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert lines[0].startswith("train: tiny mt+cf seed 0: step 1/4")
+    assert lines[-1].endswith("done")
+
+
+def test_progress_lines_are_spaced_by_seconds_of_work(tmp_path, setup, monkeypatch):
+    lines = _train_logged(
+        setup, tmp_path / "run", progress=False, every=3600.0, monkeypatch=monkeypatch
+    )
+
+    assert len(lines) == 1  # only the last step's line within an hour
+    assert lines[0].endswith("done")
+
+
+def test_in_a_terminal_the_bar_replaces_the_lines(tmp_path, setup, monkeypatch):
+    lines = _train_logged(
+        setup, tmp_path / "run", progress=True, every=0.0, monkeypatch=monkeypatch
+    )
+
+    assert lines == []
+
+
+def test_the_time_left_is_estimated_from_the_rate_so_far():
+    ticks = iter([100.0, 110.0])
+    lines: list[str] = []
+    progress = ProgressLines(
+        label="x", total=100, initial=50, log=lines.append, every=5, clock=lambda: next(ticks)
+    )
+    progress.update(60, 1.0)  # 10 steps in 10 s: 40 left at 1 step/s
+
+    assert lines == ["train: x: step 60/100, loss 1.0000, 1.00 steps/s, about 40 s left"]
+    assert [duration_text(s) for s in (0.4, 59, 60, 3599, 3600)] == [
+        "0 s",
+        "59 s",
+        "1 min 00 s",
+        "59 min 59 s",
+        "1 h 00 min",
+    ]

@@ -67,11 +67,12 @@ def test_the_study_page_and_the_dashboard_count_the_cut_explanations(researcher,
         researcher.get(reverse("admin:studyapp_study_change", args=[study.pk])).content,
         "html.parser",
     )
+    # One labelled block per condition (a stacked inline: every field has its label).
     counts = {
-        row.select_one("td.field-name").get_text(strip=True): row.select_one(
-            "td.field-truncated_count"
+        row.select_one(".field-name .readonly").get_text(strip=True): row.select_one(
+            ".field-truncated_count .readonly"
         ).get_text(strip=True)
-        for row in change.select("#conditions-group tbody tr.form-row")
+        for row in change.select("#conditions-group .inline-related.has_original")
     }
     assert counts == {
         "CF:original": "2",

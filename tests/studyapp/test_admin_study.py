@@ -181,7 +181,28 @@ def test_the_dashboard_links_the_latest_report(researcher, tmp_path):
     link = BeautifulSoup(response.content, "html.parser").find(id="latest-report").find("a")
     assert link["href"] == reverse("admin:studyapp_study_report", args=[study.pk, latest.pk])
     report = researcher.get(link["href"])
-    assert b"".join(report.streaming_content) == b"<p>new</p>"
+    assert report.content.decode().endswith("<p>new</p>")
+
+
+def test_a_report_links_back_to_its_dashboard(researcher, tmp_path):
+    study = study_make()
+    (tmp_path / "report.html").write_text(
+        "<!doctype html><html><head><title>R</title></head><body><h1>Ratings analysis</h1>"
+        "</body></html>"
+    )
+    report = StudyReport.objects.create(study=study, out_dir=str(tmp_path))
+
+    response = researcher.get(reverse("admin:studyapp_study_report", args=[study.pk, report.pk]))
+
+    page = BeautifulSoup(response.content, "html.parser")
+    first = page.body.find(True)
+    assert first.name == "nav"
+    link = first.find("a")
+    assert link["href"] == reverse("admin:studyapp_study_dashboard", args=[study.pk])
+    assert "Back to the dashboard" in link.get_text()
+    assert page.h1.get_text() == "Ratings analysis"
+    # The file on disk is unchanged: it still opens on its own, without the admin.
+    assert "nav" not in (tmp_path / "report.html").read_text()
 
 
 def test_a_report_whose_folder_is_gone_is_a_clear_404(researcher, tmp_path):
@@ -204,7 +225,9 @@ def test_running_the_analysis_records_a_report_the_dashboard_links(researcher, t
     assert report.n_participants == 4
     assert (tmp_path / "reports" / study.slug) in Path(report.out_dir).parents
     page = researcher.get(reverse("admin:studyapp_study_report", args=[study.pk, report.pk]))
-    assert b"<html" in b"".join(page.streaming_content).lower()
+    assert b"<html" in page.content.lower()
+    back = BeautifulSoup(page.content, "html.parser").select("body > nav:first-child a")
+    assert [a["href"] for a in back] == [reverse("admin:studyapp_study_dashboard", args=[study.pk])]
 
 
 def test_running_the_analysis_without_ratings_explains_why(researcher, tmp_path):
@@ -382,3 +405,15 @@ def test_releasing_the_excluded_needs_the_participant_change_permission():
 
     assert viewer.post(url).status_code == 403
     assert Participant.objects.get().status == Participant.Status.ACTIVE
+
+
+def test_the_demographics_file_input_has_a_label(researcher):
+    study = study_make()
+    response = researcher.get(reverse("admin:studyapp_study_dashboard", args=[study.pk]))
+
+    page = BeautifulSoup(response.content, "html.parser")
+    file_input = page.find("input", attrs={"type": "file", "name": "demographics"})
+    assert file_input is not None
+    label = page.find("label", attrs={"for": file_input["id"]})
+    assert label is not None
+    assert label.get_text(strip=True) == "Demographics file"

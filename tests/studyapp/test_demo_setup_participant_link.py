@@ -116,3 +116,22 @@ def test_an_existing_account_named_researcher_is_kept_not_recreated(fixture_file
     assert "A researcher login already exists" in output
     assert get_user_model().objects.count() == 1
     assert Study.objects.get(slug="demo").status == Study.Status.LIVE
+
+
+def test_it_prints_how_to_set_a_new_password_on_every_run(fixture_file: Path) -> None:
+    first = _run()
+    second = _run()
+
+    line = "manage.py changepassword researcher"
+    assert line in first
+    assert line in second
+    assert "password '" not in second
+
+
+def test_the_password_hint_names_no_account_that_does_not_exist(fixture_file: Path) -> None:
+    get_user_model().objects.create_superuser(username="owner", email="", password="x" * 12)
+
+    output = _run()
+
+    assert "changepassword researcher" not in output
+    assert "manage.py changepassword USERNAME" in output

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bs4 import BeautifulSoup
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from studyapp.models import Participant, Study
+from studyapp.models import (
+    DIMENSION_DEFINITIONS,
+    DIMENSION_STATEMENTS,
+    Dimension,
+    Participant,
+    Study,
+)
 from studyapp.services import participant_exclusion_set
 from studyapp.views import PARTICIPANT_COOKIE
 from tests.studyapp.participant_pool import entry_url, study_make
@@ -130,22 +137,52 @@ def test_a_study_closed_meanwhile_says_so_at_consent(entered: Client, study: Stu
     assert "The study has closed" in response.content.decode()
 
 
-def test_the_instructions_define_the_five_dimensions(entered: Client, study: Study) -> None:
+def test_the_instructions_show_the_five_statements_with_their_definitions(
+    entered: Client, study: Study
+) -> None:
     entered.post(_url(study), {"decision": "agree"})
 
     response = entered.get(_url(study, "instructions"))
 
+    page = BeautifulSoup(response.content, "html.parser")
+    terms = page.select("dl.statements dt")
+    definitions = page.select("dl.statements dd")
+    assert [t.select_one(".statement-label").get_text(strip=True) for t in terms] == [
+        d.label for d in Dimension
+    ]
+    assert [t.select_one(".statement-text").get_text(strip=True) for t in terms] == [
+        f"“{DIMENSION_STATEMENTS[d]}”" for d in Dimension
+    ]
+    assert [d.get_text(strip=True) for d in definitions] == [
+        DIMENSION_DEFINITIONS[d] for d in Dimension
+    ]
     body = response.content.decode()
-    for dimension in (
-        "Plausibility",
-        "Understandability",
-        "Completeness",
-        "Satisfaction",
-        "Contrastiveness",
-    ):
-        assert f"<dt>{dimension}</dt>" in body
     assert "You will rate 12 explanations" in body
     assert f'href="{_url(study, "step")}"' in body
+
+
+def _instructions_button(client: Client, study: Study) -> str:
+    page = BeautifulSoup(client.get(_url(study, "instructions")).content, "html.parser")
+    button = page.select_one(f'main a.button[href="{_url(study, "step")}"]')
+    assert button is not None
+    return button.get_text(strip=True)
+
+
+def test_the_instructions_button_starts_the_first_item_before_any_is_shown(
+    entered: Client, study: Study
+) -> None:
+    entered.post(_url(study), {"decision": "agree"})
+
+    assert _instructions_button(entered, study) == "Start the first item"
+
+
+def test_the_instructions_button_says_continue_once_items_have_started(
+    entered: Client, study: Study
+) -> None:
+    entered.post(_url(study), {"decision": "agree"})
+    entered.get(_url(study, "step"))  # the first step is shown: an item or an attention check
+
+    assert _instructions_button(entered, study) == "Continue"
 
 
 def test_the_instructions_need_a_consented_participant(entered: Client, study: Study) -> None:

@@ -154,6 +154,31 @@ def test_a_submit_without_any_values_saves_nothing(browser: Client, study: Study
     assert not Rating.objects.exists()
 
 
+def test_a_refused_submit_puts_focus_on_the_error_summary(browser: Client, study: Study) -> None:
+    browser.get(step_url(study))
+
+    for extra in ({}, HTMX):
+        response = browser.post(step_url(study), {"step": "item-1", "plausibility": "3"}, **extra)
+
+        page = BeautifulSoup(response.content, "html.parser")
+        summary = page.select_one("#error-summary")
+        assert summary is not None
+        # Without JavaScript the browser focuses it on load; after an htmx swap the script does.
+        assert summary.has_attr("autofocus")
+        assert summary["tabindex"] == "-1"
+        assert summary["role"] == "alert"
+        links = [a["href"] for a in summary.select("a")]
+        assert links == [f"#row-{d.value}" for d in Dimension if d != Dimension.PLAUSIBILITY]
+        assert len(page.select("[autofocus]")) == 1
+
+
+def test_a_shown_item_has_no_error_summary_to_focus(browser: Client, study: Study) -> None:
+    page = BeautifulSoup(browser.get(step_url(study)).content, "html.parser")
+
+    assert page.select_one("#error-summary") is None
+    assert page.select("[autofocus]") == []
+
+
 def test_a_double_submit_is_written_once(browser: Client, study: Study) -> None:
     browser.get(step_url(study))
     browser.post(step_url(study), rating_post("item-1", 4))

@@ -15,7 +15,11 @@ from distillation.config import run_config_load
 from distillation.errors import DistillationError
 from distillation.pipeline import STAGES, pipeline_plan, stages_check
 from distillation.recipe import recipe_lines
-from distillation.services import default_config_path, distillation_run_execute
+from distillation.services import (
+    default_config_path,
+    distillation_run_execute,
+    main_process,
+)
 
 
 class Command(BaseCommand):
@@ -93,7 +97,7 @@ class Command(BaseCommand):
             )
         except DistillationError as error:
             raise CommandError(str(error)) from None
-        if run is None:
+        if run is None and not main_process():
             return  # a secondary process of a multi-GPU launch: the first one reports
         for note in summary.notes:
             self.stdout.write(note)
@@ -103,7 +107,15 @@ class Command(BaseCommand):
                 f"accuracy {row['size']} {row['method']} {row['data_variant']}: "
                 f"{row['accuracy_mean']:.3f}{sd} over {row['seeds']} seed(s)"
             )
-        message = f"Run {config.name!r} finished (record {run.pk}); outputs in {config.output_dir}"
+        if run is None:
+            message = (
+                f"Run {config.name!r} was already complete: every stage was skipped and no run "
+                f"record was added; outputs in {config.output_dir}"
+            )
+        else:
+            message = (
+                f"Run {config.name!r} finished (record {run.pk}); outputs in {config.output_dir}"
+            )
         if summary.study:
             message += f"; study {summary.study!r} is ready at /s/{summary.study}/"
         self.stdout.write(self.style.SUCCESS(message))

@@ -1,4 +1,7 @@
-"""Prepare the demo: a researcher login (printed once), a live demo study and a participant link."""
+"""Prepare the demo: a researcher login (printed once), a live demo study and a participant link.
+
+The command also prints how to set a new researcher password, as the first is shown only once.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from studyapp.models import Study
 from studyapp.services import study_status_change
 
 DEMO_USERNAME = "researcher"
+PASSWORD_CHANGE_COMMAND = ".venv/bin/python manage.py changepassword"
 DEMO_SLUG = "demo"
 # The tiny demo students write barely readable text; this second study shows the survey with
 # hand-written explanations of the same shape.
@@ -36,6 +40,14 @@ def researcher_ensure(*, username: str = DEMO_USERNAME) -> str | None:
     password = secrets.token_urlsafe(12)
     user_model.objects.create_superuser(username=username, email="", password=password)
     return password
+
+
+def password_change_hint(*, username: str = DEMO_USERNAME) -> str:
+    """The command that sets a new password, for the demo researcher when that account exists."""
+    user_model = get_user_model()
+    if user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).exists():
+        return f"To set a new password for '{username}': {PASSWORD_CHANGE_COMMAND} {username}"
+    return f"To set a new password for an account: {PASSWORD_CHANGE_COMMAND} USERNAME"
 
 
 def demo_study_ensure(*, slug: str = DEMO_SLUG, fixture: Path | None = None) -> Study | None:
@@ -91,6 +103,7 @@ class Command(BaseCommand):
                     f"password '{password}'"
                 )
             )
+        self.stdout.write(password_change_hint())
         study = demo_study_ensure()
         if study is None:
             self.stdout.write(
