@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 def parser_build() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Analyse a ratings export (DESIGN.md CSV) and write report.html, summary.json, tables/ and figures/.",
+        description="Analyse a ratings export (the ratings CSV of docs/formats.md) and write report.html, summary.json, tables/ and figures/.",
     )
     parser.add_argument(
         "ratings", type=Path, metavar="RATINGS.csv", help="ratings CSV (export_ratings or the API)"

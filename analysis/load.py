@@ -1,4 +1,4 @@
-"""Reading and validating the ratings export (the CSV format of DESIGN.md)."""
+"""Reading and validating the ratings export (the CSV format of docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def ratings_load(
     Parameters
     ----------
     source : str, Path or pandas.DataFrame
-        A CSV file in the DESIGN.md ratings format, or a DataFrame with the same columns
+        A CSV file in the ratings format of docs/formats.md, or a DataFrame with the same columns
         (for example built from ``studyapp.exports.ratings_rows``).
     reference : str, optional
         A condition that must be present (the regression's reference condition).

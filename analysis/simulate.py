@@ -25,7 +25,7 @@ def ratings_simulate(
     length_effect: float = 0.0,
     covariates: bool = False,
 ) -> pd.DataFrame:
-    """Simulate a ratings export (DESIGN.md CSV columns) with known condition effects.
+    """Simulate a ratings export (the ratings-CSV columns of docs/formats.md) with known condition effects.
 
     Each participant rates ``items_per_condition`` explanations from every condition,
     never the same question twice, in a random order. A rating is a latent score

@@ -1,6 +1,6 @@
 """Explanations of the test questions by a trained student, as the study's explanations file.
 
-One JSON Lines record per question in the format of DESIGN.md::
+One JSON Lines record per question in the explanations-file format (docs/formats.md)::
 
     {"condition": "MT+CF:revised", "question_id", "question", "choices", "answer",
      "predicted_answer", "explanation", "student", "method", "data_variant", "run",

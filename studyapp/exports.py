@@ -1,4 +1,4 @@
-"""The ratings export: one row per rated item, in the CSV format of DESIGN.md.
+"""The ratings export: one row per rated item, in the CSV format of docs/formats.md.
 
 ``export_ratings``, the API and the admin all build their output here, so every route
 gives the same rows. Participants appear under a salted hash of their Prolific ID;
@@ -120,7 +120,7 @@ def study_covariates(studies: Sequence[Study]) -> list[str]:
 def ratings_columns(
     *, covariates: Sequence[str] = (), include_prolific_ids: bool = False
 ) -> list[str]:
-    """The export's columns: the DESIGN.md ones, then the given demographic covariates."""
+    """The export's columns: the documented ones (docs/formats.md), then the given demographic covariates."""
     columns = [*RATINGS_COLUMNS, *covariates]
     if include_prolific_ids:
         columns.append(PROLIFIC_ID_COLUMN)
@@ -187,7 +187,7 @@ def _seconds_between(shown: datetime | None, answered: datetime | None) -> float
 
 
 def ratings_rows(study: Study, *, include_prolific_ids: bool = False) -> list[dict[str, Any]]:
-    """Every rated item of the study as a dict, keys in the DESIGN.md ratings-CSV order."""
+    """Every rated item of the study as a dict, keys in the ratings-CSV column order."""
     return ratings_rows_build(
         ratings_items(study), study=study, include_prolific_ids=include_prolific_ids
     )

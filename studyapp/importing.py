@@ -1,4 +1,4 @@
-"""Reading and validating an explanations file (JSON Lines, the format in DESIGN.md).
+"""Reading and validating an explanations file (JSON Lines, the format in docs/formats.md).
 
 Every line is checked before anything is imported, so a researcher sees the problems of a
 file at once (the first fifty, each with its line number, and how many more), and a bad

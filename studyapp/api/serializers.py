@@ -209,7 +209,7 @@ class ParticipantSerializer(serializers.ModelSerializer):
 
 
 class RatingRowSerializer(serializers.Serializer):
-    """One rated item: a row of the ratings export, in the DESIGN.md column order."""
+    """One rated item: a row of the ratings export, in the ratings-CSV column order."""
 
     participant = serializers.CharField(help_text="Pseudonym (salted hash of the Prolific ID).")
     study = serializers.CharField()

@@ -291,7 +291,7 @@ class CSVTextRenderer(BaseRenderer):
 
 
 class StudyRatingsCSVView(ResearcherAPIView):
-    """The ratings export in the CSV format of DESIGN.md (what ``export_ratings`` writes)."""
+    """The ratings export in the CSV format of docs/formats.md (what ``export_ratings`` writes)."""
 
     required_permissions = {"GET": RATINGS_VIEW}
     renderer_classes = [CSVTextRenderer, JSONRenderer]

@@ -15,7 +15,7 @@ from distillation.types import Example, TeacherExplanations
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The keys of one line of the explanations file, as DESIGN.md writes them.
+# The keys of one line of the explanations file, as docs/formats.md lists them.
 EXPLANATION_KEYS = {
     "condition",
     "question_id",

@@ -43,7 +43,7 @@ TEACHER_FIELDS = {
 # The fixture's explanations were written, not generated: none was cut at a generation cap, and
 # the optional "truncated" flag is left out.
 FIXTURE_FIELDS = EXPLANATION_KEYS - {"truncated"}
-# condition -> (method, data_variant), as DESIGN.md names them
+# condition -> (method, data_variant), as docs/formats.md names them
 CONDITIONS = {
     "MT:original": ("mt", "original"),
     "CF:original": ("cf", "original"),

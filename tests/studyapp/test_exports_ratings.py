@@ -28,8 +28,8 @@ from tests.studyapp.researcher_data import participant_finish
 
 pytestmark = pytest.mark.django_db
 
-# The analysis package reads exactly these columns; both sides follow DESIGN.md.
-DESIGN_COLUMNS = list(analysis_load.RATINGS_COLUMNS)
+# The analysis package reads exactly these columns; both sides follow docs/formats.md.
+DOCUMENTED_COLUMNS = list(analysis_load.RATINGS_COLUMNS)
 
 
 def export_csv(study, **options) -> str:
@@ -45,12 +45,12 @@ def csv_read(study, **options) -> list[dict[str, str]]:
 
 
 def test_the_columns_are_those_of_the_design_in_order():
-    assert list(RATINGS_COLUMNS) == DESIGN_COLUMNS
+    assert list(RATINGS_COLUMNS) == DOCUMENTED_COLUMNS
     study = study_make()
     participant_finish(study, "P1")
     header = io.StringIO()
     ratings_write_csv(study, header)
-    assert header.getvalue().splitlines()[0] == ",".join(DESIGN_COLUMNS)
+    assert header.getvalue().splitlines()[0] == ",".join(DOCUMENTED_COLUMNS)
 
 
 def test_the_csv_equals_the_database_row_for_row():
@@ -156,9 +156,9 @@ def test_demographic_covariates_are_joined_per_participant():
     participant_finish(study, "B", seed=2)
     ParticipantDemographics.objects.create(participant=first, age=34, sex="Female", country="UK")
     rows = csv_read(study)
-    assert list(rows[0])[: len(DESIGN_COLUMNS)] == DESIGN_COLUMNS
+    assert list(rows[0])[: len(DOCUMENTED_COLUMNS)] == DOCUMENTED_COLUMNS
     # Only the demographic columns that hold a value for someone.
-    assert list(rows[0])[len(DESIGN_COLUMNS) :] == ["age", "sex", "country"]
+    assert list(rows[0])[len(DOCUMENTED_COLUMNS) :] == ["age", "sex", "country"]
     by_participant = {row["participant"]: row for row in rows}
     a = by_participant[participant_pseudonym("A")]
     b = by_participant[participant_pseudonym("B")]
@@ -170,7 +170,7 @@ def test_ratings_rows_keep_types_for_data_frames():
     study = study_make()
     participant_finish(study, "A")
     row = ratings_rows(study)[0]
-    assert list(row) == DESIGN_COLUMNS
+    assert list(row) == DOCUMENTED_COLUMNS
     assert isinstance(row["position"], int)
     assert isinstance(row["excluded"], bool)
     assert isinstance(row["seconds_on_item"], float)

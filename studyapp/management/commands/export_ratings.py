@@ -1,4 +1,4 @@
-"""Write a study's ratings export (the CSV format of DESIGN.md) to a file."""
+"""Write a study's ratings export (the CSV format of docs/formats.md) to a file."""
 
 from __future__ import annotations
 
