@@ -21,6 +21,21 @@ from studyapp.problems import FileProblemsError, ProblemList
 CONDITION_PATTERN = re.compile(r"(?P<method>[A-Za-z0-9+_.\-]+):(?P<variant>[A-Za-z0-9+_.\-]+)")
 REQUIRED_TEXT_FIELDS = ("condition", "question_id", "question", "answer", "predicted_answer")
 OPTIONAL_TEXT_FIELDS = ("student", "method", "data_variant", "run")
+# Every key of one line of an explanations file, in the order the distillation writes them.
+RECORD_FIELDS = (
+    "condition",
+    "question_id",
+    "question",
+    "choices",
+    "answer",
+    "predicted_answer",
+    "explanation",
+    "student",
+    "method",
+    "data_variant",
+    "run",
+    "truncated",
+)
 # The widths of the columns these fields are stored in (studyapp.models): longer text would
 # fail on PostgreSQL halfway through an import, so it is reported as a bad line instead.
 FIELD_MAX_LENGTHS = {

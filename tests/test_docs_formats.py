@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.load import RATINGS_COLUMNS
-from studyapp.importing import OPTIONAL_TEXT_FIELDS, REQUIRED_TEXT_FIELDS
+from studyapp.importing import RECORD_FIELDS
 
 FORMATS = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()
 
@@ -24,11 +24,5 @@ def test_the_ratings_columns_are_documented_in_their_order():
 
 def test_every_explanations_field_is_documented():
     section = _section("Explanations file")
-    for field in (
-        *REQUIRED_TEXT_FIELDS,
-        *OPTIONAL_TEXT_FIELDS,
-        "choices",
-        "explanation",
-        "truncated",
-    ):
+    for field in RECORD_FIELDS:
         assert f"| `{field}` |" in section, field

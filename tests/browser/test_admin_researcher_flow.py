@@ -23,9 +23,9 @@ pytestmark = [
 ]
 
 
-def log_in(browser: Any, base: str) -> None:
+def log_in(browser: Any, base: str, username: str = "researcher") -> None:
     browser.get(base + reverse("admin:login"))
-    browser.find_element(By.NAME, "username").send_keys("researcher")
+    browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     # The click returns before the login POST has finished; the next page load would race it.

@@ -18,6 +18,7 @@ from distillation.models import DistillationRun
 from studyapp.models import Study
 from tests.browser.conftest import policy_violations
 from tests.browser.pages import page_check, sideways_overflow
+from tests.browser.test_admin_researcher_flow import log_in
 from tests.studyapp.participant_pool import study_make
 from tests.studyapp.researcher_data import PASSWORD, participant_finish
 
@@ -190,16 +191,6 @@ def test_back_to_the_instructions_mid_study_says_continue(
     assert _step_token(browser) != "item-1"
 
 
-def _log_in(browser: Any, base: str) -> None:
-    browser.get(base + reverse("admin:login"))
-    browser.find_element(By.NAME, "username").send_keys("owner")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 15).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#user-tools, .errornote")
-    )
-
-
 def test_every_researcher_page_passes_axe_and_fits_a_phone(
     browser: Any, live_server: Any, screenshot_dir: Path
 ) -> None:
@@ -225,7 +216,7 @@ def test_every_researcher_page_passes_axe_and_fits_a_phone(
     problems: dict[str, Any] = {}
     browser.get(live_server.url + reverse("admin:login"))
     problems["login"] = page_check(browser, "admin-login", screenshot_dir)
-    _log_in(browser, live_server.url)
+    log_in(browser, live_server.url, "owner")
     pages = {
         "admin-index": reverse("admin:index"),
         "admin-studies": reverse("admin:studyapp_study_changelist"),
@@ -260,7 +251,7 @@ def test_the_dashboard_fits_a_phone_without_scrolling_sideways(
 ) -> None:
     User.objects.create_superuser(username="owner", email="", password=PASSWORD)
     study = study_make(slug="narrow")
-    _log_in(browser, live_server.url)
+    log_in(browser, live_server.url, "owner")
     browser.set_window_size(390, 844)
     browser.get(live_server.url + reverse("admin:studyapp_study_dashboard", args=[study.pk]))
 

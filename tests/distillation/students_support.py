@@ -12,24 +12,12 @@ from distillation.config import TrainingConfig
 from distillation.features import view_texts
 from distillation.students import TinyT5Config, tiny_t5_build, tokenizer_train
 from distillation.types import Example, TeacherExplanations
+from studyapp.importing import RECORD_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The keys of one line of the explanations file, as docs/formats.md lists them.
-EXPLANATION_KEYS = {
-    "condition",
-    "question_id",
-    "question",
-    "choices",
-    "answer",
-    "predicted_answer",
-    "explanation",
-    "student",
-    "method",
-    "data_variant",
-    "run",
-    "truncated",
-}
+# The keys of one line of the explanations file, as the study import reads them.
+EXPLANATION_KEYS = set(RECORD_FIELDS)
 
 TOPICS = [
     (

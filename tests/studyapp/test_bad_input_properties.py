@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from studyapp.forms import PROLIFIC_ID_PATTERN, RatingForm
-from studyapp.importing import ExplanationsFileError, explanations_read
+from studyapp.importing import RECORD_FIELDS, ExplanationsFileError, explanations_read
 from studyapp.models import Dimension, Explanation, Participant, Study
 from studyapp.services import study_create_from_explanations
 from studyapp.views import PARTICIPANT_COOKIE
@@ -348,20 +348,6 @@ HOSTILE_VALUES = (
     "true",
     "null",
     "1e999",
-)
-RECORD_FIELDS = (
-    "condition",
-    "question_id",
-    "question",
-    "choices",
-    "answer",
-    "predicted_answer",
-    "explanation",
-    "student",
-    "method",
-    "data_variant",
-    "run",
-    "truncated",
 )
 
 
