@@ -24,7 +24,7 @@ from django.utils import timezone
 
 # The ratings CSV's escaping is defined once, beside its reader: what the export writes, the
 # analysis reads back unchanged.
-from analysis.load import cell_escape
+from analysis.formats import cell_escape
 from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
 
 # Computed once: Dimension.values rebuilds its list on every access.

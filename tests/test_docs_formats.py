@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.load import RATINGS_COLUMNS
+from analysis.formats import RATINGS_COLUMNS
 from studyapp.importing import RECORD_FIELDS
 
 FORMATS = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()

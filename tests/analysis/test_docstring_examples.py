@@ -10,6 +10,7 @@ MODULES = [
     "analysis.descriptives",
     "analysis.effect_sizes",
     "analysis.exclusions",
+    "analysis.formats",
     "analysis.load",
     "analysis.plan",
     "analysis.regression",

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from analysis import load as analysis_load
 from analysis.__main__ import main as analysis_main
-from analysis.load import FORMULA_PREFIXES, cell_unescape, ratings_load
+from analysis.formats import FORMULA_PREFIXES, cell_unescape
+from analysis.load import ratings_load
 from studyapp.exports import (
     RATINGS_COLUMNS,
     cell_escape,
