@@ -5,7 +5,6 @@ phone (tests/browser/screenshots/)."""
 from __future__ import annotations
 
 import contextlib
-
 from pathlib import Path
 from pprint import pformat
 from typing import Any
