@@ -10,23 +10,27 @@ from django.db import transaction
 from django.utils import timezone
 
 from distillation.config import RunConfig, StudyConfig
+from distillation.errors import DistillationError
 from distillation.models import DistillationRun
 from distillation.pipeline import STAGES, RunSummary, pipeline_run, stages_check, summary_dict
 
 
 def study_from_explanations(path: Path, study: StudyConfig) -> str:
     """Create or update the study from an explanations file exactly as ``create_study`` does."""
-    from studyapp.management.commands.create_study import study_import_file
+    from studyapp.studies.services import StudyImportError, study_import_file
 
-    created, _added = study_import_file(
-        slug=study.slug,
-        path=path,
-        title=study.title,
-        completion_code=study.completion_code,
-        per_condition=study.per_condition,
-        live=study.live,
-        plan=study.plan,
-    )
+    try:
+        created, _added = study_import_file(
+            slug=study.slug,
+            path=path,
+            title=study.title,
+            completion_code=study.completion_code,
+            per_condition=study.per_condition,
+            live=study.live,
+            plan=study.plan,
+        )
+    except StudyImportError as error:
+        raise DistillationError(f"study '{study.slug}': {error}") from None
     return created.slug
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 
-from studyapp import rows
 from studyapp.allocation import Pool
-from studyapp.models import Assignment, AttentionCheckResponse, Participant, Study
+from studyapp.models import Assignment, Participant, Study
+from studyapp.participation import queries
 
 
 def study_get(*, slug: str) -> Study | None:
@@ -59,10 +58,10 @@ def pool_items(*, study: Study, now: datetime) -> Pool:
     PostgreSQL could count the assignments again for every explanation (46 ms a read
     under load instead of a few).
     """
-    exposures = dict(rows.unconverted(_exposure_rows(study=study, now=now)))
+    exposures = dict(queries.unconverted(_exposure_rows(study=study, now=now)))
     return Pool(
         (explanation, condition, question, exposures.get(explanation, 0))
-        for explanation, condition, question in rows.pool_explanations(study_id=study.pk)
+        for explanation, condition, question in queries.pool_explanations(study_id=study.pk)
     )
 
 
@@ -92,52 +91,3 @@ def study_is_full(*, study: Study, now: datetime, pool: Pool | None = None) -> b
     pool = pool if pool is not None else pool_items(study=study, now=now)
     left = pool.open_per_condition(study.conditions.values_list("id", flat=True), cap)
     return any(count < study.per_condition for count in left.values())
-
-
-@dataclass(frozen=True)
-class Step:
-    """The page a participant is on: a rated item or an attention check."""
-
-    item_number: int  # 1-based number of the rated item this step shows or precedes
-    item_total: int
-    assignment: Assignment | None = None
-    check: AttentionCheckResponse | None = None
-
-    @property
-    def token(self) -> str:
-        """Names the step in its form, so a stale or replayed submission is recognised."""
-        if self.check is not None:
-            return f"check-{self.check.before_position}"
-        return f"item-{self.item_number}"
-
-    @property
-    def items_done(self) -> int:
-        return self.item_number - 1
-
-    @property
-    def answered_at(self) -> datetime | None:
-        target = self.check or self.assignment
-        return target.answered_at if target is not None else None
-
-
-def participant_steps(participant: Participant) -> list[Step]:
-    """All steps in the order shown: each item, preceded by the checks placed before it."""
-    assignments = rows.participant_assignments(participant_id=participant.pk)
-    checks: dict[int, list[AttentionCheckResponse]] = {}
-    for check in rows.participant_checks(participant_id=participant.pk):
-        checks.setdefault(check.before_position, []).append(check)
-    total = len(assignments)
-    steps: list[Step] = []
-    for assignment in assignments:
-        for check in checks.get(assignment.position, []):
-            steps.append(Step(item_number=assignment.position, item_total=total, check=check))
-        steps.append(Step(item_number=assignment.position, item_total=total, assignment=assignment))
-    return steps
-
-
-def participant_current_step(participant: Participant) -> Step | None:
-    """The first unanswered step, or None when the participant has answered everything."""
-    for step in participant_steps(participant):
-        if step.answered_at is None:
-            return step
-    return None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from studyapp import views
+from studyapp.participation import views
 
 app_name = "studyapp"
 

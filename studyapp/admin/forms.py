@@ -174,7 +174,7 @@ class DemographicsUploadForm(forms.Form):
 class StudyChangeForm(forms.ModelForm, PlanFieldsForm):
     """The study's settings; items per condition must stay possible with the study's pool.
 
-    The plan fields are changed through ``studyapp.services.study_plan_set`` after the
+    The plan fields are changed through ``studyapp.studies.services.study_plan_set`` after the
     form is saved (the admin does it); the form only reads and checks them.
     """
 

@@ -14,7 +14,7 @@ from studyapp.admin.forms import ReasonForm
 from studyapp.exports import ratings_download, ratings_export_write
 from studyapp.models import Participant, ParticipantExclusion, Study
 from studyapp.permissions import RATINGS_VIEW, user_may
-from studyapp.services import participant_exclusion_set, participant_stop
+from studyapp.studies.services import participant_exclusion_set, participant_stop
 
 
 class AttentionFailsFilter(admin.SimpleListFilter):

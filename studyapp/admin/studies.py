@@ -24,7 +24,6 @@ from studyapp.demographics import (
     unmatched_message,
 )
 from studyapp.exports import ratings_download, ratings_export_write
-from studyapp.management.commands.create_study import PROLIFIC_QUERY
 from studyapp.models import (
     Condition,
     Explanation,
@@ -36,7 +35,8 @@ from studyapp.models import (
 from studyapp.monitoring import bars_layout, study_latest_report, study_progress
 from studyapp.permissions import PARTICIPANTS_CHANGE, RATINGS_VIEW, user_may
 from studyapp.reports import ReportError, report_html_path, study_report_run
-from studyapp.services import (
+from studyapp.studies.services import (
+    PROLIFIC_QUERY,
     STUDY_STATUS_CHANGES,
     StudyConflictError,
     excluded_release,

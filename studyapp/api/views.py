@@ -53,7 +53,7 @@ from studyapp.permissions import (
     STUDY_CHANGE,
     STUDY_VIEW,
 )
-from studyapp.services import (
+from studyapp.studies.services import (
     StudyConflictError,
     study_create_from_explanations,
     study_plan_set,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from bs4 import BeautifulSoup
@@ -12,8 +13,10 @@ from django.test import Client
 from django.urls import reverse
 
 from studyapp.importing import explanations_read
-from studyapp.models import LIKERT_LABELS, Dimension, Study
-from studyapp.services import study_create_from_explanations
+from studyapp.models import LIKERT_LABELS, Dimension, Participant, Study
+from studyapp.participation.binding import Binding
+from studyapp.participation.services import RecordOutcome, Submission, item_submit
+from studyapp.studies.services import study_create_from_explanations
 
 CONDITIONS = ("MT:original", "CF:original", "MT+CF:original", "MT+CF:revised")
 CHOICES = ["bank", "library", "garden", "kitchen", "school"]
@@ -123,3 +126,43 @@ def participant_run(
         posted = client.post(step_url(study), rating_post(token, answer))
         assert posted.status_code == 302, posted.status_code
     raise AssertionError("the participant never reached the end of the study")
+
+
+def binding_of(participant: Participant) -> Binding:
+    """The binding a browser holds once ``participant`` has consented in it."""
+    return Binding(pid=participant.prolific_pid, participant=participant.pk)
+
+
+def item_answer(
+    participant: Participant,
+    *,
+    step_token: str,
+    values: Mapping[str, int],
+    now: datetime | None = None,
+    show_following: bool = False,
+) -> Submission:
+    """Submit ``values`` for ``participant``'s step as their browser does, and copy the stored
+    status, completion time and attention failures onto ``participant``."""
+    submission = item_submit(
+        binding=binding_of(participant),
+        slug=participant.study.slug,
+        step_token=step_token,
+        values=values,
+        now=now,
+        show_following=show_following,
+    )
+    assert submission is not None, "the participant's binding names them in their study"
+    for name in ("status", "completed_at", "attention_failures"):
+        setattr(participant, name, getattr(submission.participant, name))
+    return submission
+
+
+def rating_record(
+    *,
+    participant: Participant,
+    step_token: str,
+    values: Mapping[str, int],
+    now: datetime | None = None,
+) -> RecordOutcome | None:
+    """What ``item_answer`` recorded; None when the participant could no longer answer."""
+    return item_answer(participant, step_token=step_token, values=values, now=now).outcome

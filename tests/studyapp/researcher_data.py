@@ -10,9 +10,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from studyapp import selectors
 from studyapp.models import Dimension, Participant, Study
-from studyapp.services import participant_start, rating_record, step_mark_shown
+from studyapp.participation import queries
+from studyapp.participation.services import participant_start, step_mark_shown
+from tests.studyapp.participant_pool import rating_record
 
 PASSWORD = "correct-horse-battery"
 
@@ -70,7 +71,7 @@ def participant_finish(
     # Varied, reproducible ratings, so a swapped column cannot go unnoticed.
     values_rng = random.Random(seed)
     rated = failed = 0
-    while (step := selectors.participant_current_step(participant)) is not None:
+    while (step := queries.participant_current_step(participant)) is not None:
         if step.check is None and items is not None and rated >= items:
             break
         step_mark_shown(step=step, now=now)

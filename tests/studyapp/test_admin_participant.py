@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from studyapp import selectors
 from studyapp.models import Participant, ParticipantExclusion
-from studyapp.services import participant_decline
+from studyapp.participation.services import participant_decline
 from tests.studyapp.participant_pool import study_make
 from tests.studyapp.researcher_data import client_for, participant_finish
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from studyapp.importing import explanations_read
 from studyapp.models import Explanation
-from studyapp.services import study_create_from_explanations
+from studyapp.studies.services import study_create_from_explanations
 from tests.studyapp.participant_pool import explanation_lines
 from tests.studyapp.researcher_data import client_for
 

@@ -20,7 +20,7 @@ from studyapp.models import (
     Study,
     StudyReport,
 )
-from studyapp.services import participant_start
+from studyapp.participation.services import participant_start
 from tests.studyapp.participant_pool import explanation_lines, explanation_record, study_make
 from tests.studyapp.researcher_data import client_for, participant_finish
 

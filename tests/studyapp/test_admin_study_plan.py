@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from analysis.plan import plan_load
 from studyapp.models import Study, StudyReport
-from studyapp.services import study_plan_set, study_status_change
+from studyapp.studies.services import study_plan_set, study_status_change
 from tests.studyapp.participant_pool import explanation_lines, study_make
 from tests.studyapp.researcher_data import client_for, participant_finish
 from tests.studyapp.test_admin_study import change_form_data, changelist_action, upload

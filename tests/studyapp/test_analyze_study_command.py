@@ -12,7 +12,7 @@ from analysis.load import ratings_load
 from analysis.plan import plan_load
 from studyapp.exports import ratings_rows
 from studyapp.models import Study, StudyReport
-from studyapp.services import study_plan_set, study_status_change
+from studyapp.studies.services import study_plan_set, study_status_change
 from tests.studyapp.participant_pool import study_make
 from tests.studyapp.researcher_data import participant_finish
 

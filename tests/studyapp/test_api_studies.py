@@ -12,7 +12,7 @@ from django.utils import timezone
 from studyapp.api.serializers import RatingRowSerializer
 from studyapp.exports import participant_pseudonym, ratings_columns, ratings_rows
 from studyapp.models import Explanation, Participant, ParticipantDemographics, Study
-from studyapp.services import participant_decline
+from studyapp.participation.services import participant_decline
 from tests.studyapp.participant_pool import explanation_lines, explanation_record, study_make
 from tests.studyapp.researcher_data import participant_finish, token_client_for
 

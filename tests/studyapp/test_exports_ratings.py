@@ -23,7 +23,7 @@ from studyapp.exports import (
 )
 from studyapp.importing import explanations_read
 from studyapp.models import Assignment, Explanation, Participant, ParticipantDemographics, Rating
-from studyapp.services import participant_exclusion_set, study_create_from_explanations
+from studyapp.studies.services import participant_exclusion_set, study_create_from_explanations
 from tests.studyapp.participant_pool import CONDITIONS, explanation_record, study_make
 from tests.studyapp.researcher_data import participant_finish
 

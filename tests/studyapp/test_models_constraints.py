@@ -19,7 +19,7 @@ from studyapp.models import (
     Rating,
     Study,
 )
-from studyapp.services import participant_start
+from studyapp.participation.services import participant_start
 from tests.studyapp.participant_pool import study_make
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from studyapp.models import ParticipantExclusion, StudyReport
-from studyapp.services import participant_exclusion_set
+from studyapp.studies.services import participant_exclusion_set
 from tests.studyapp.participant_pool import study_make
 from tests.studyapp.researcher_data import client_for, participant_finish, token_client_for
 

@@ -24,7 +24,7 @@ from studyapp.permissions import (
     STUDY_VIEW,
 )
 from studyapp.plans import plan_shipped
-from studyapp.services import study_plan_set
+from studyapp.studies.services import study_plan_set
 from tests.studyapp.participant_pool import explanation_lines, study_make
 from tests.studyapp.researcher_data import (
     client_for,

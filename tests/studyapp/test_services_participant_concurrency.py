@@ -9,15 +9,10 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
-from studyapp import selectors
 from studyapp.models import Assignment, Dimension, Explanation, Participant, Rating
-from studyapp.services import (
-    ParticipantInactiveError,
-    participant_decline,
-    participant_start,
-    rating_record,
-)
-from tests.studyapp.participant_pool import study_make
+from studyapp.participation import queries
+from studyapp.participation.services import participant_decline, participant_start
+from tests.studyapp.participant_pool import rating_record, study_make
 
 THREADS = 16
 PARTICIPANTS = 12  # threads beyond this reuse a Prolific ID: a double click or a second tab
@@ -34,15 +29,14 @@ def test_simultaneous_arrivals_and_ratings_keep_uniqueness_and_balance() -> None
         try:
             barrier.wait(timeout=30)
             participant = participant_start(study=study, prolific_pid=f"p{n % PARTICIPANTS}")
-            while (step := selectors.participant_current_step(participant)) is not None:
+            while (step := queries.participant_current_step(participant)) is not None:
                 value = step.check.instructed_value if step.check else 1 + n % 5
-                try:
-                    rating_record(
-                        participant=participant,
-                        step_token=step.token,
-                        values=dict.fromkeys(Dimension.values, value),
-                    )
-                except ParticipantInactiveError:
+                outcome = rating_record(
+                    participant=participant,
+                    step_token=step.token,
+                    values=dict.fromkeys(Dimension.values, value),
+                )
+                if outcome is None:
                     break  # the participant's other tab answered the last item first
                 participant.refresh_from_db()
         except BaseException as exc:  # reported below, with the thread that raised it

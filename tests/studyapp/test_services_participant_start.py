@@ -11,13 +11,13 @@ from django.utils import timezone
 
 from studyapp import selectors
 from studyapp.models import Assignment, Dimension, Explanation, Participant, Study
-from studyapp.services import (
+from studyapp.participation import queries
+from studyapp.participation.services import (
     StudyUnavailableError,
     participant_decline,
     participant_start,
-    rating_record,
 )
-from tests.studyapp.participant_pool import study_make
+from tests.studyapp.participant_pool import rating_record, study_make
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def _exposures(study: Study) -> list[int]:
 
 def _answer_all(participant: Participant, value: int = 3) -> None:
     values = dict.fromkeys(Dimension.values, value)
-    while (step := selectors.participant_current_step(participant)) is not None:
+    while (step := queries.participant_current_step(participant)) is not None:
         if step.check is not None:
             values = dict.fromkeys(values, step.check.instructed_value)
         rating_record(participant=participant, step_token=step.token, values=values)
@@ -163,7 +163,7 @@ def test_items_of_a_participant_past_the_time_limit_are_released() -> None:
 def test_rated_items_of_a_timed_out_participant_stay_counted() -> None:
     study = study_make()
     late = participant_start(study=study, prolific_pid="late")
-    step = selectors.participant_current_step(late)
+    step = queries.participant_current_step(late)
     assert step is not None
     rating_record(
         participant=late,

@@ -8,17 +8,16 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from studyapp import selectors
 from studyapp.models import Dimension, Participant, Rating
-from studyapp.services import (
-    ParticipantInactiveError,
+from studyapp.participation import queries
+from studyapp.participation.binding import Binding
+from studyapp.participation.services import (
     RecordOutcome,
+    item_submit,
     participant_start,
-    rating_record,
     step_mark_shown,
-    step_record,
 )
-from tests.studyapp.participant_pool import study_make
+from tests.studyapp.participant_pool import binding_of, rating_record, study_make
 
 pytestmark = pytest.mark.django_db
 
@@ -32,13 +31,13 @@ def participant() -> Participant:
     return participant_start(study=study_make(), prolific_pid="p1")
 
 
-def _current(participant: Participant) -> selectors.Step:
-    step = selectors.participant_current_step(participant)
+def _current(participant: Participant) -> queries.Step:
+    step = queries.participant_current_step(participant)
     assert step is not None
     return step
 
 
-def _advance_to_check(participant: Participant) -> selectors.Step:
+def _advance_to_check(participant: Participant) -> queries.Step:
     while (step := _current(participant)).check is None:
         rating_record(participant=participant, step_token=step.token, values=_values(4))
     return step
@@ -155,7 +154,7 @@ def test_a_failed_attention_check_is_counted(participant: Participant) -> None:
 def test_failing_two_checks_flags_the_participant_who_still_completes(
     participant: Participant,
 ) -> None:
-    while (step := selectors.participant_current_step(participant)) is not None:
+    while (step := queries.participant_current_step(participant)) is not None:
         value = step.check.instructed_value % 5 + 1 if step.check else 3
         rating_record(participant=participant, step_token=step.token, values=_values(value))
 
@@ -166,7 +165,7 @@ def test_failing_two_checks_flags_the_participant_who_still_completes(
 
 
 def test_answering_the_last_item_completes_the_participant(participant: Participant) -> None:
-    while (step := selectors.participant_current_step(participant)) is not None:
+    while (step := queries.participant_current_step(participant)) is not None:
         value = step.check.instructed_value if step.check else 5
         rating_record(participant=participant, step_token=step.token, values=_values(value))
 
@@ -185,8 +184,8 @@ def test_a_participant_past_the_time_limit_cannot_answer_and_is_timed_out(
     )
     participant.refresh_from_db()
 
-    with pytest.raises(ParticipantInactiveError):
-        rating_record(participant=participant, step_token="item-1", values=_values(3))
+    outcome = rating_record(participant=participant, step_token="item-1", values=_values(3))
+    assert outcome is None
 
     participant.refresh_from_db()
     assert participant.status == Participant.Status.TIMED_OUT
@@ -196,8 +195,8 @@ def test_a_participant_past_the_time_limit_cannot_answer_and_is_timed_out(
 def test_a_completed_participant_cannot_answer_again(participant: Participant) -> None:
     Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.COMPLETED)
 
-    with pytest.raises(ParticipantInactiveError):
-        rating_record(participant=participant, step_token="item-1", values=_values(3))
+    outcome = rating_record(participant=participant, step_token="item-1", values=_values(3))
+    assert outcome is None
 
 
 def test_the_database_refuses_a_second_rating_of_a_dimension(participant: Participant) -> None:
@@ -208,19 +207,45 @@ def test_the_database_refuses_a_second_rating_of_a_dimension(participant: Partic
         Rating.objects.create(assignment=step.assignment, dimension="plausibility", value=2)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_lock_claimed_outside_a_transaction_is_refused_before_anything_is_written() -> None:
-    participant = participant_start(study=study_make(), prolific_pid="p1")
-    step = selectors.participant_current_step(participant)
-    assert step is not None
-
-    with pytest.raises(ValueError, match="only in a transaction"):
-        step_record(
-            participant=participant,
+def test_a_binding_that_names_another_participant_or_study_writes_nothing(
+    participant: Participant,
+) -> None:
+    other = participant_start(study=study_make(slug="other"), prolific_pid="p2")
+    step = _current(participant)
+    bindings = [
+        Binding(pid="p2", participant=participant.pk),  # another Prolific ID
+        Binding(pid="p1", participant=other.pk),  # another participant's id
+        Binding(pid="p1"),  # arrived but never consented
+    ]
+    for binding in bindings:
+        submission = item_submit(
+            binding=binding,
+            slug=participant.study.slug,
             step_token=step.token,
             values=_values(3),
-            already_locked=True,
         )
+        assert submission is None
+    assert (
+        item_submit(
+            binding=binding_of(participant), slug="other", step_token=step.token, values=_values(3)
+        )
+        is None
+    )
 
     assert not Rating.objects.exists()
-    assert selectors.participant_current_step(participant) == step
+    assert _current(participant) == step
+
+
+def test_ratings_outside_the_scale_or_dimensions_are_refused_before_any_query(
+    participant: Participant,
+) -> None:
+    step = _current(participant)
+    for values in (_values(0), _values(6), {**_values(3), "helpfulness": 3}, {"plausibility": 3}):
+        with pytest.raises(ValueError, match=r"outside|dimensions"):
+            item_submit(
+                binding=binding_of(participant),
+                slug=participant.study.slug,
+                step_token=step.token,
+                values=values,
+            )
+    assert not Rating.objects.exists()

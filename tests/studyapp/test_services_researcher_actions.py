@@ -5,16 +5,15 @@ from django.utils import timezone
 
 from studyapp import selectors
 from studyapp.models import Dimension, Participant, ParticipantExclusion, Rating, Study
-from studyapp.services import (
-    ParticipantInactiveError,
+from studyapp.participation import queries
+from studyapp.participation.services import participant_start
+from studyapp.studies.services import (
     excluded_release,
     participant_exclusion_set,
-    participant_start,
     participant_stop,
-    rating_record,
     study_status_change,
 )
-from tests.studyapp.participant_pool import study_make
+from tests.studyapp.participant_pool import rating_record, study_make
 from tests.studyapp.researcher_data import participant_finish
 
 pytestmark = pytest.mark.django_db
@@ -103,16 +102,16 @@ def test_excluding_an_unfinished_participant_releases_their_items():
 
 def test_an_excluded_participant_cannot_answer_any_more():
     _, participants = _filled_study()
-    step = selectors.participant_current_step(participants[0])
+    step = queries.participant_current_step(participants[0])
     assert step is not None
     participant_exclusion_set(participant=participants[0], excluded=True, reason="bot")
 
-    with pytest.raises(ParticipantInactiveError):
-        rating_record(
-            participant=participants[0],
-            step_token=step.token,
-            values=dict.fromkeys(Dimension.values, 3),
-        )
+    outcome = rating_record(
+        participant=participants[0],
+        step_token=step.token,
+        values=dict.fromkeys(Dimension.values, 3),
+    )
+    assert outcome is None
     assert not Rating.objects.exists()
 
 

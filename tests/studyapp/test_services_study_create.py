@@ -8,7 +8,7 @@ import pytest
 
 from studyapp.importing import explanations_read
 from studyapp.models import Condition, Explanation, Question, Study
-from studyapp.services import StudyConflictError, study_create_from_explanations
+from studyapp.studies.services import StudyConflictError, study_create_from_explanations
 from tests.studyapp.participant_pool import CONDITIONS, explanation_lines, explanation_record
 
 pytestmark = pytest.mark.django_db
@@ -129,7 +129,7 @@ def test_it_keeps_an_explicit_completion_code_and_items_per_condition() -> None:
 
 
 def test_items_per_condition_cannot_change_once_participants_exist() -> None:
-    from studyapp.services import participant_start
+    from studyapp.participation.services import participant_start
 
     study = study_create_from_explanations(slug="cqa", records=_records(), live=True)
     participant_start(study=study, prolific_pid="p1")

@@ -14,7 +14,7 @@ from django.utils import timezone
 from analysis.plan import plan_load, plan_parse
 from studyapp.importing import explanations_read
 from studyapp.models import Participant, Study, StudyPlanFrozenError
-from studyapp.services import (
+from studyapp.studies.services import (
     StudyConflictError,
     study_create_from_explanations,
     study_plan_set,

@@ -18,8 +18,8 @@ from studyapp.models import (
     Participant,
     Study,
 )
-from studyapp.services import participant_exclusion_set
-from studyapp.views import PARTICIPANT_COOKIE
+from studyapp.participation.binding import PARTICIPANT_COOKIE
+from studyapp.studies.services import participant_exclusion_set
 from tests.studyapp.participant_pool import entry_url, study_make
 
 pytestmark = pytest.mark.django_db

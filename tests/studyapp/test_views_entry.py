@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
-from studyapp.services import participant_decline, participant_start
-from studyapp.views import PARTICIPANT_COOKIE
+from studyapp.participation.binding import PARTICIPANT_COOKIE
+from studyapp.participation.services import participant_decline, participant_start
 from tests.studyapp.participant_pool import entry_url, participant_run, rating_post, study_make
 
 pytestmark = pytest.mark.django_db

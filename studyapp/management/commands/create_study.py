@@ -5,78 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
-from analysis.errors import AnalysisError
-from analysis.plan import AnalysisPlan, plan_load
-from studyapp.importing import ExplanationsFileError, explanations_read
-from studyapp.models import Explanation, Study
-from studyapp.services import StudyConflictError, study_create_from_explanations
-
-# The variables Prolific fills in when it sends a participant to the study URL.
-PROLIFIC_QUERY = (
-    "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
-)
-
-
-def study_import_file(
-    *,
-    slug: str,
-    path: Path,
-    title: str | None = None,
-    completion_code: str | None = None,
-    per_condition: int | None = None,
-    live: bool = False,
-    plan: AnalysisPlan | str | Path | None = None,
-) -> tuple[Study, int]:
-    """Validate the whole file, then import it; return the study and how many explanations were new.
-
-    ``plan`` is the analysis plan to register: a plan, a shipped plan's name or a TOML
-    file's path (None: leave the study's plan as it is). Raises ``CommandError`` with every
-    problem of the file, a plan that cannot be read, or a change to a frozen plan, and
-    imports nothing then.
-    """
-    if plan is not None and not isinstance(plan, AnalysisPlan):
-        try:
-            plan = plan_load(plan)
-        except AnalysisError as exc:
-            raise CommandError(f"nothing was imported: {exc}") from None
-    try:
-        # utf-8-sig: a byte-order mark (Windows editors) is dropped, as in the admin upload.
-        with path.open(encoding="utf-8-sig") as handle:
-            records = explanations_read(handle)
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"{path} is not UTF-8 text") from None
-    except ExplanationsFileError as exc:
-        raise CommandError(f"{path}: nothing was imported.\n{exc}") from None
-    before = Explanation.objects.filter(condition__study__slug=slug).count()
-    try:
-        study = study_create_from_explanations(
-            slug=slug,
-            records=records,
-            title=title,
-            completion_code=completion_code,
-            per_condition=per_condition,
-            live=live,
-            plan=plan,
-        )
-    except StudyConflictError as exc:
-        raise CommandError(f"{path}: nothing was imported: {exc}") from None
-    except ValidationError as exc:
-        # A bad SLUG, title or completion code: the study's own checks, as in the admin form.
-        if hasattr(exc, "error_dict"):
-            problems = "; ".join(
-                f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
-            )
-        else:
-            problems = " ".join(exc.messages)
-        raise CommandError(f"nothing was imported: {problems}") from None
-    after = Explanation.objects.filter(condition__study=study).count()
-    return study, after - before
+from studyapp.models import Explanation
+from studyapp.studies.services import PROLIFIC_QUERY, StudyImportError, study_import_file
 
 
 class Command(BaseCommand):
@@ -114,15 +47,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["per_condition"] is not None and options["per_condition"] < 1:
             raise CommandError("--per-condition must be at least 1")
-        study, added = study_import_file(
-            slug=options["slug"],
-            path=options["explanations"],
-            title=options["title"],
-            completion_code=options["completion_code"],
-            per_condition=options["per_condition"],
-            live=options["live"],
-            plan=options["plan"],
-        )
+        try:
+            study, added = study_import_file(
+                slug=options["slug"],
+                path=options["explanations"],
+                title=options["title"],
+                completion_code=options["completion_code"],
+                per_condition=options["per_condition"],
+                live=options["live"],
+                plan=options["plan"],
+            )
+        except StudyImportError as exc:
+            raise CommandError(str(exc)) from None
         explanations = Explanation.objects.filter(condition__study=study).count()
         self.stdout.write(
             self.style.SUCCESS(

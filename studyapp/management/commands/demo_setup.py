@@ -11,12 +11,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
-from studyapp.management.commands.create_study import study_import_file
 from studyapp.models import Study
-from studyapp.services import study_status_change
+from studyapp.studies.services import StudyImportError, study_import_file, study_status_change
 
 DEMO_USERNAME = "researcher"
 PASSWORD_CHANGE_COMMAND = ".venv/bin/python manage.py changepassword"
@@ -62,9 +61,12 @@ def demo_study_ensure(*, slug: str = DEMO_SLUG, fixture: Path | None = None) -> 
     if study is None:
         if not fixture.is_file():
             return None
-        study, _ = study_import_file(
-            slug=slug, path=fixture, title="Rating explanations", live=True
-        )
+        try:
+            study, _ = study_import_file(
+                slug=slug, path=fixture, title="Rating explanations", live=True
+            )
+        except StudyImportError as exc:
+            raise CommandError(str(exc)) from None
     elif study.status in (Study.Status.DRAFT, Study.Status.PAUSED):
         study_status_change(study=study, status=Study.Status.LIVE)
     return study

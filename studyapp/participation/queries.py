@@ -1,16 +1,17 @@
-"""Hand-written reads for the requests every participant makes a dozen times a study.
+"""The reads and writes of taking part: a participant's steps, claiming a step, its ratings.
 
-Building and compiling an ORM query costs more CPU than the database spends answering
-these small indexed reads, and an item submission makes several of them, so they are
-written out once here. Each read returns ordinary model instances, converted exactly as
-the ORM converts them (the backend's and the fields' own converters), so everything that
-uses them sees no difference. The SQL is built from the models' metadata, never by hand,
-and works on SQLite and PostgreSQL alike.
+These run a dozen times per participant, so each is written to cost little. Most go through
+the ORM. Where building and compiling the ORM query cost more CPU than the database spends
+answering a small indexed read, the SQL is built once per process from the models' metadata
+(never by hand) and its rows are converted exactly as the ORM converts them (the backend's
+and the fields' own converters), so callers see ordinary model instances. Each such read says
+in one line what it saves per rated item, as ``benchmarks/request_cost.py`` measured it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -149,23 +150,6 @@ def participant_bound(
     return participant
 
 
-def participant_locked(*, participant_id: int) -> Participant:
-    """The participant row, locked until the transaction ends where the database can lock rows
-    (PostgreSQL); SQLite's write transactions already exclude each other."""
-    sql = _sql(
-        "participant_locked",
-        lambda: (
-            f"SELECT {_PARTICIPANT.sql()} FROM {_PARTICIPANT.table()} "
-            f"WHERE {_PARTICIPANT.column('id')} = %s"
-            + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-        ),
-    )
-    rows = _fetch(sql, [participant_id])
-    if not rows:
-        raise Participant.DoesNotExist(f"participant {participant_id} does not exist")
-    return _PARTICIPANT.builder()(rows[0])
-
-
 def participant_assignments(*, participant_id: int) -> list[Assignment]:
     """The participant's items in order, each with its explanation and question."""
     sql = _sql(
@@ -239,23 +223,27 @@ def _execute(sql: str, params: Sequence[Any]) -> int:
         return int(cursor.rowcount)
 
 
-def assignment_claim(*, assignment_id: int, now: datetime) -> bool:
-    """Mark the item answered at ``now`` (and shown, if it never was) unless it already is.
+def step_claim(
+    *, model: type[Assignment | AttentionCheckResponse], pk: int, now: datetime, **values: Any
+) -> bool:
+    """Mark an item or check answered at ``now`` (and shown, if it never was), with
+    ``values`` for other columns (a check's ``passed``), unless it already is answered.
 
-    True when this call claimed it: a second submission of the same item finds it taken.
+    True when this call claimed it: a second submission of the same step finds it taken.
     """
+    names = sorted(values)
     sql = _sql(
-        "assignment_claim",
+        f"step_claim:{model._meta.db_table}:{','.join(names)}",
         lambda: (
-            f"UPDATE {_quote(Assignment._meta.db_table)} "
-            f"SET {_column(Assignment, 'answered_at')} = %s, "
-            f"{_column(Assignment, 'shown_at')} = COALESCE({_column(Assignment, 'shown_at')}, %s) "
-            f"WHERE {_column(Assignment, 'id')} = %s "
-            f"AND {_column(Assignment, 'answered_at')} IS NULL"
+            f"UPDATE {_quote(model._meta.db_table)} "
+            f"SET {_column(model, 'answered_at')} = %s, "
+            f"{_column(model, 'shown_at')} = COALESCE({_column(model, 'shown_at')}, %s)"
+            + "".join(f", {_column(model, name)} = %s" for name in names)
+            + f" WHERE {_column(model, 'id')} = %s AND {_column(model, 'answered_at')} IS NULL"
         ),
     )
     stamp = connection.ops.adapt_datetimefield_value(now)
-    return _execute(sql, [stamp, stamp, assignment_id]) == 1
+    return _execute(sql, [stamp, stamp, *(values[name] for name in names), pk]) == 1
 
 
 def step_shown(*, model: type[Assignment | AttentionCheckResponse], pk: int, now: datetime) -> bool:
@@ -285,3 +273,52 @@ def ratings_insert(*, assignment_id: int, values: Mapping[str, int]) -> None:
     for dimension, value in values.items():
         params += [assignment_id, dimension, value]
     _execute(sql, params)
+
+
+@dataclass(frozen=True)
+class Step:
+    """The page a participant is on: a rated item or an attention check."""
+
+    item_number: int  # 1-based number of the rated item this step shows or precedes
+    item_total: int
+    assignment: Assignment | None = None
+    check: AttentionCheckResponse | None = None
+
+    @property
+    def token(self) -> str:
+        """Names the step in its form, so a stale or replayed submission is recognised."""
+        if self.check is not None:
+            return f"check-{self.check.before_position}"
+        return f"item-{self.item_number}"
+
+    @property
+    def items_done(self) -> int:
+        return self.item_number - 1
+
+    @property
+    def answered_at(self) -> datetime | None:
+        target = self.check or self.assignment
+        return target.answered_at if target is not None else None
+
+
+def participant_steps(participant: Participant) -> list[Step]:
+    """All steps in the order shown: each item, preceded by the checks placed before it."""
+    assignments = participant_assignments(participant_id=participant.pk)
+    checks: dict[int, list[AttentionCheckResponse]] = {}
+    for check in participant_checks(participant_id=participant.pk):
+        checks.setdefault(check.before_position, []).append(check)
+    total = len(assignments)
+    steps: list[Step] = []
+    for assignment in assignments:
+        for check in checks.get(assignment.position, []):
+            steps.append(Step(item_number=assignment.position, item_total=total, check=check))
+        steps.append(Step(item_number=assignment.position, item_total=total, assignment=assignment))
+    return steps
+
+
+def participant_current_step(participant: Participant) -> Step | None:
+    """The first unanswered step, or None when the participant has answered everything."""
+    for step in participant_steps(participant):
+        if step.answered_at is None:
+            return step
+    return None

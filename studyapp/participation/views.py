@@ -1,8 +1,9 @@
 """Participant pages: Prolific entry, consent, instructions, the items and completion.
 
-Each view is thin: it finds the study and the participant bound to this browser,
-validates the form and calls one service. Every page is a plain HTML form that works
-without JavaScript; when htmx posts an item the view answers with the next item's partial.
+Each view is thin: it finds the study and the participant bound to this browser
+(``binding``), validates the form and calls one service (``services``), which owns any
+transaction. Every page is a plain HTML form that works without JavaScript; when htmx
+posts an item the view answers with the next item's partial.
 """
 
 from __future__ import annotations
@@ -13,18 +14,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core import signing
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
-from studyapp import rows, selectors, services
+from studyapp import selectors
 from studyapp.forms import ConsentForm, EntryForm, RatingForm
 from studyapp.middleware import participant_body_limited
 from studyapp.models import (
@@ -35,6 +33,8 @@ from studyapp.models import (
     Participant,
     Study,
 )
+from studyapp.participation import queries, services
+from studyapp.participation.binding import Binding, Bindings, bindings_read, bindings_store
 from studyapp.ratelimit import client_address, participant_start_counter
 
 
@@ -44,84 +44,18 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-# The participant a browser is bound to, per study, lives in a signed cookie rather than
-# in a database session: every participant page would otherwise read (and often write) a
-# session row before doing its own work. The signature (HMAC with the secret key) makes it
-# as tamper-proof as a session key; a forged, altered or expired cookie binds nobody.
-PARTICIPANT_COOKIE = "studyapp"
-PARTICIPANT_COOKIE_SALT = "studyapp.participant-binding"
-PARTICIPANT_COOKIE_STUDIES = 8  # studies remembered per browser, the most recent kept
 STALE_MESSAGE = (
     "That page had already been answered (or was opened in another tab), so nothing was "
     "changed. Here is where you are now."
 )
 
 
-def _bindings(request: HtmxHttpRequest) -> dict[str, dict[str, Any]]:
-    """Every study this browser is bound to, read from the cookie once per request."""
-    bindings: dict[str, dict[str, Any]] | None = getattr(request, "_studyapp_bindings", None)
-    if bindings is None:
-        try:
-            value = signing.loads(
-                request.COOKIES.get(PARTICIPANT_COOKIE, ""),
-                salt=PARTICIPANT_COOKIE_SALT,
-                max_age=settings.SESSION_COOKIE_AGE,
-            )
-        except signing.BadSignature:  # also a missing, expired or garbled cookie
-            value = {}
-        bindings = {
-            slug: binding
-            for slug, binding in (value.items() if isinstance(value, dict) else ())
-            if isinstance(slug, str) and isinstance(binding, dict)
-        }
-        request._studyapp_bindings = bindings  # type: ignore[attr-defined]
-    return bindings
-
-
-def _binding(request: HtmxHttpRequest, study: Study) -> dict[str, Any] | None:
-    """What this browser knows about its participant in ``study``."""
-    return _bindings(request).get(study.slug)
-
-
-def _bind(request: HtmxHttpRequest, study: Study, **values: Any) -> None:
-    bindings = _bindings(request)
-    previous = bindings.pop(study.slug, None) or {}
-    if previous.get("pid") != values.get("pid", previous.get("pid")):
-        # A different Prolific ID in this browser: nothing of the previous participant
-        # (their items, their place) stays reachable.
-        previous = {}
-    bindings[study.slug] = {**previous, **values}  # last, as the most recent
-    while len(bindings) > PARTICIPANT_COOKIE_STUDIES:
-        bindings.pop(next(iter(bindings)))
-    request._studyapp_bindings_changed = True  # type: ignore[attr-defined]
-
-
-def _bindings_store(request: HtmxHttpRequest, response: HttpResponse) -> HttpResponse:
-    if getattr(request, "_studyapp_bindings_changed", False):
-        response.set_cookie(
-            PARTICIPANT_COOKIE,
-            signing.dumps(_bindings(request), salt=PARTICIPANT_COOKIE_SALT, compress=True),
-            max_age=settings.SESSION_COOKIE_AGE,
-            secure=settings.SESSION_COOKIE_SECURE,
-            httponly=True,
-            samesite="Lax",  # sent when Prolific links here, never on cross-site POSTs
-        )
-    return response
-
-
-def _bound_participant(
-    request: HtmxHttpRequest, slug: str, *, lock: bool = False
-) -> Participant | None:
-    """This browser's participant in the study ``slug``, with the study, in one query
-    (with ``lock``, the participant's row locked until the transaction ends)."""
-    binding = _bindings(request).get(slug)
-    if binding is None or not isinstance(binding.get("participant"), int):
+def _bound_participant(binding: Binding | None, slug: str) -> Participant | None:
+    """The participant ``binding`` names in the study ``slug``, with the study, in one query."""
+    if binding is None or binding.participant is None:
         return None
-    pid = binding.get("pid")
-    if not isinstance(pid, str):
-        return None
-    return rows.participant_bound(
-        participant_id=binding["participant"], prolific_pid=pid, slug=slug, lock=lock
+    return queries.participant_bound(
+        participant_id=binding.participant, prolific_pid=binding.pid, slug=slug
     )
 
 
@@ -155,25 +89,28 @@ def _continue(request: HtmxHttpRequest, study: Study, participant: Participant) 
 
 
 def study_page(
-    view: Callable[[HtmxHttpRequest, Study], HttpResponse],
+    view: Callable[[HtmxHttpRequest, Study, Bindings], HttpResponse],
 ) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
-    """Resolve the study in the URL (a clear 404 page when there is none); never cached,
-    so the back button re-asks the server where the participant is instead of re-showing
-    an old item. Like every participant page, it takes no uploads and only small bodies."""
+    """Resolve the study in the URL (a clear 404 page when there is none) and read this
+    browser's bindings; never cached, so the back button re-asks the server where the
+    participant is instead of re-showing an old item. Like every participant page, it takes
+    no uploads and only small bodies."""
 
     @wraps(view)
     def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         study = selectors.study_get(slug=slug)
         if study is None:
             return _unavailable(request, None, "missing")
-        return _bindings_store(request, view(request, study))
+        bindings = bindings_read(request)
+        return bindings_store(bindings, view(request, study, bindings))
 
     return never_cache(participant_body_limited(wrapper))
 
 
-def participant_page(
-    view: Callable[[HtmxHttpRequest, Study, Participant], HttpResponse],
-) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
+ParticipantView = Callable[[HtmxHttpRequest, Study, Participant], HttpResponse]
+
+
+def participant_page(view: ParticipantView) -> Callable[[HtmxHttpRequest, str], HttpResponse]:
     """Resolve the study in the URL and this browser's participant in it, or explain why not.
 
     Pages behind it only ever show the participant bound to this browser, so no URL or form
@@ -182,62 +119,56 @@ def participant_page(
 
     @wraps(view)
     def wrapper(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-        if request.method == "POST":
-            # A submission writes under the participant's row lock; taking it in the read
-            # that finds the participant spares a second read of the same row.
-            with transaction.atomic():
-                return respond(request, slug, _bound_participant(request, slug, lock=True))
-        return respond(request, slug, _bound_participant(request, slug))
-
-    def respond(
-        request: HtmxHttpRequest, slug: str, participant: Participant | None
-    ) -> HttpResponse:
-        # The participant and their study come in one query; only a browser without a
-        # participant here needs the study looked up on its own.
-        if participant is not None:
-            response = view(request, participant.study, participant)
-        else:
-            study = selectors.study_get(slug=slug)
-            if study is None:
-                return _unavailable(request, None, "missing")
-            response = _session_missing(request, study)
-        if request.htmx and response.status_code >= 400:
-            # htmx leaves the page as it is on an error status; reload it so the
-            # participant sees the explanation instead of a button that does nothing.
-            return HttpResponseClientRefresh()
-        return response
+        binding = bindings_read(request).get(slug)
+        return _participant_respond(request, slug, _bound_participant(binding, slug), view)
 
     return never_cache(participant_body_limited(wrapper))
 
 
+def _participant_respond(
+    request: HtmxHttpRequest, slug: str, participant: Participant | None, view: ParticipantView
+) -> HttpResponse:
+    # The participant and their study come in one query; only a browser without a
+    # participant here needs the study looked up on its own.
+    if participant is not None:
+        return _htmx_reloaded(request, view(request, participant.study, participant))
+    study = selectors.study_get(slug=slug)
+    if study is None:
+        return _unavailable(request, None, "missing")
+    return _htmx_reloaded(request, _session_missing(request, study))
+
+
+def _htmx_reloaded(request: HtmxHttpRequest, response: HttpResponse) -> HttpResponse:
+    if request.htmx and response.status_code >= 400:
+        # htmx leaves the page as it is on an error status; reload it so the participant
+        # sees the explanation instead of a button that does nothing.
+        return HttpResponseClientRefresh()
+    return response
+
+
 @require_GET
 @study_page
-def entry(request: HtmxHttpRequest, study: Study) -> HttpResponse:
+def entry(request: HtmxHttpRequest, study: Study, bindings: Bindings) -> HttpResponse:
     if not request.GET:
         # A bare study address in a browser that already took part (a bookmark, a
         # reopened tab) continues; anyone else needs the full Prolific link.
-        bound = _bound_participant(request, study.slug)
+        bound = _bound_participant(bindings.get(study.slug), study.slug)
         if bound is not None:
             return _continue(request, study, bound)
     form = EntryForm(request.GET)
     if not form.is_valid():
         return _page(request, "link_incomplete.html", study, status=400, problems=form.problems())
-
-    pid = form.cleaned_data["PROLIFIC_PID"]
-    if not study.admits_prolific_study(form.cleaned_data["STUDY_ID"]):
-        # A link made up, or meant for another Prolific study: nobody is bound or created.
-        return _unavailable(request, study, "wrong_study")
-    participant = selectors.participant_get(study=study, prolific_pid=pid)
-    if participant is None:
-        if study.status != Study.Status.LIVE:
-            return _unavailable(request, study, study.status)
-        if selectors.study_is_full(study=study, now=timezone.now()):
-            return _unavailable(request, study, "full")
-    _bind(
-        request,
-        study,
+    pid, study_id = form.cleaned_data["PROLIFIC_PID"], form.cleaned_data["STUDY_ID"]
+    try:
+        participant = services.participant_enter(
+            study=study, prolific_pid=pid, prolific_study_id=study_id
+        )
+    except services.StudyUnavailableError as exc:
+        return _unavailable(request, study, exc.reason)
+    bindings.bind(
+        study.slug,
         pid=pid,
-        study_id=form.cleaned_data["STUDY_ID"],
+        study_id=study_id,
         session_id=form.cleaned_data["SESSION_ID"],
         participant=participant.pk if participant else None,
     )
@@ -248,11 +179,11 @@ def entry(request: HtmxHttpRequest, study: Study) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @study_page
-def consent(request: HtmxHttpRequest, study: Study) -> HttpResponse:
-    binding = _binding(request, study)
+def consent(request: HtmxHttpRequest, study: Study, bindings: Bindings) -> HttpResponse:
+    binding = bindings.get(study.slug)
     if binding is None:
         return _session_missing(request, study)
-    participant = _bound_participant(request, study.slug)
+    participant = _bound_participant(binding, study.slug)
     if participant is not None:
         return _continue(request, study, participant)
     if study.status != Study.Status.LIVE:
@@ -264,22 +195,16 @@ def consent(request: HtmxHttpRequest, study: Study) -> HttpResponse:
     if not form.is_valid():
         return _page(request, "consent.html", study, status=400, form=form)
 
-    ids = {
-        "prolific_pid": binding["pid"],
-        "prolific_study_id": binding.get("study_id", ""),
-        "prolific_session_id": binding.get("session_id", ""),
-    }
-    if form.cleaned_data["decision"] == "decline":
-        participant = services.participant_decline(study=study, **ids)
-    else:
-        limited = _arrivals_limited(request, study, binding["pid"])
+    agree = form.cleaned_data["decision"] != "decline"
+    if agree:
+        limited = _arrivals_limited(request, study, binding.pid)
         if limited is not None:
             return limited
-        try:
-            participant = services.participant_start(study=study, **ids)
-        except services.StudyUnavailableError as exc:
-            return _unavailable(request, study, exc.reason)
-    _bind(request, study, participant=participant.pk)
+    try:
+        participant = services.consent_record(study=study, binding=binding, agree=agree)
+    except services.StudyUnavailableError as exc:
+        return _unavailable(request, study, exc.reason)
+    bindings.bind(study.slug, participant=participant.pk)
     return _continue(request, study, participant)
 
 
@@ -322,55 +247,76 @@ def instructions(request: HtmxHttpRequest, study: Study, participant: Participan
     )
 
 
-@require_http_methods(["GET", "POST"])
-@participant_page
-def step(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
+def _step_show(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status != Participant.Status.ACTIVE or participant.is_expired():
         return _after_step(request, study, participant)
-    if request.method == "POST":
-        return _step_post(request, study, participant)
-    current = selectors.participant_current_step(participant)
+    current = queries.participant_current_step(participant)
     if current is None:
         return _after_step(request, study, participant)
     return _step_render(request, study, current)
 
 
-def _step_post(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
+_step_get = participant_page(_step_show)
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+@participant_body_limited
+def step(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The current item or attention check; a POST answers it and moves on."""
+    if request.method != "POST":
+        return _step_get(request, slug)
     form = RatingForm(request.POST)
-    if not form.is_valid():
-        # Only a refused form needs the current step here; a valid one is matched to it by
-        # the service, under the participant lock, so the busiest request reads it once.
-        current = selectors.participant_current_step(participant)
-        if current is None:
-            return _after_step(request, study, participant)
-        if "step" in form.errors or form.data.get("step") == current.token:
-            # Same item again with the messages; nothing is saved.
-            return _step_render(request, study, current, form, status=200 if request.htmx else 400)
-        # Incomplete answers to a page that is no longer current (an old tab): show the
-        # current one rather than errors about a page the participant has left.
-        return _step_render(request, study, current, stale=True)
-    try:
-        record = services.step_record(
-            participant=participant,
+    binding = bindings_read(request).get(slug)
+    if form.is_valid() and binding is not None:
+        submission = services.item_submit(
+            binding=binding,
+            slug=slug,
             step_token=form.cleaned_data["step"],
             values=form.values(),
             show_following=bool(request.htmx),
-            already_locked=True,  # participant_page read it locked for this POST
         )
-    except services.ParticipantInactiveError:
+        if submission is not None:
+            return _htmx_reloaded(request, _step_submitted(request, submission))
+
+    def refused(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
+        return _step_refused(request, study, participant, form)
+
+    return _participant_respond(request, slug, _bound_participant(binding, slug), refused)
+
+
+def _step_submitted(request: HtmxHttpRequest, submission: services.Submission) -> HttpResponse:
+    participant = submission.participant
+    study = participant.study
+    if submission.outcome is None or participant.status != Participant.Status.ACTIVE:
         return _after_step(request, study, participant)
-    if participant.status != Participant.Status.ACTIVE:
-        return _after_step(request, study, participant)
-    stale = record.outcome is not services.RecordOutcome.RECORDED
+    stale = submission.outcome is not services.RecordOutcome.RECORDED
     if not request.htmx:
         # Post/redirect/get: a reload after submitting re-shows the page, never re-posts.
         if stale:
             messages.info(request, STALE_MESSAGE)
         return redirect("studyapp:step", slug=study.slug)
-    following = record.following or selectors.participant_current_step(participant)
+    following = submission.following or queries.participant_current_step(participant)
     if following is None:
         return _after_step(request, study, participant)
     return _step_render(request, study, following, stale=stale)
+
+
+def _step_refused(
+    request: HtmxHttpRequest, study: Study, participant: Participant, form: RatingForm
+) -> HttpResponse:
+    """A form that was not stored: the current step again, with its messages if it was this one."""
+    if participant.status != Participant.Status.ACTIVE or participant.is_expired():
+        return _after_step(request, study, participant)
+    current = queries.participant_current_step(participant)
+    if current is None:
+        return _after_step(request, study, participant)
+    if "step" in form.errors or form.data.get("step") == current.token:
+        # Same item again with the messages; nothing is saved.
+        return _step_render(request, study, current, form, status=200 if request.htmx else 400)
+    # Incomplete answers to a page that is no longer current (an old tab): show the
+    # current one rather than errors about a page the participant has left.
+    return _step_render(request, study, current, stale=True)
 
 
 def _likert_blank_render() -> str:
@@ -391,7 +337,7 @@ def _likert_blank() -> str:
 def _step_render(
     request: HtmxHttpRequest,
     study: Study,
-    current: selectors.Step,
+    current: queries.Step,
     form: RatingForm | None = None,
     *,
     status: int = 200,

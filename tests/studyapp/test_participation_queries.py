@@ -1,4 +1,4 @@
-"""The hand-written reads and writes give exactly what the ORM gives (SQLite and PostgreSQL)."""
+"""The participation queries give exactly what the ORM gives (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.db import connection, models, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from studyapp import rows, selectors
+from studyapp import selectors
 from studyapp.models import (
     Assignment,
     AttentionCheckResponse,
@@ -19,7 +19,8 @@ from studyapp.models import (
     Participant,
     Rating,
 )
-from studyapp.services import participant_start
+from studyapp.participation import queries
+from studyapp.participation.services import participant_start
 from tests.studyapp.participant_pool import study_make
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,7 @@ def participant() -> Participant:
 
 
 def test_the_bound_participant_and_study_match_the_orm(participant: Participant) -> None:
-    found = rows.participant_bound(
+    found = queries.participant_bound(
         participant_id=participant.pk, prolific_pid="p1", slug=participant.study.slug
     )
 
@@ -65,14 +66,14 @@ def test_a_binding_that_does_not_match_all_three_finds_nobody(
         **change,
     }
 
-    assert rows.participant_bound(**binding) is None
+    assert queries.participant_bound(**binding) is None
 
 
 def test_the_steps_read_match_the_orm_with_their_explanations_and_questions(
     participant: Participant,
 ) -> None:
-    assignments = rows.participant_assignments(participant_id=participant.pk)
-    checks = rows.participant_checks(participant_id=participant.pk)
+    assignments = queries.participant_assignments(participant_id=participant.pk)
+    checks = queries.participant_checks(participant_id=participant.pk)
 
     expected = list(
         participant.assignments.select_related("explanation__question").order_by("position")
@@ -92,14 +93,13 @@ def test_the_steps_read_match_the_orm_with_their_explanations_and_questions(
     assert all(c.passed is False for c in checks)
 
 
-def test_the_locked_read_matches_the_orm_and_refuses_a_missing_row(
-    participant: Participant,
-) -> None:
+def test_the_locked_read_matches_the_orm(participant: Participant) -> None:
     with transaction.atomic():
-        locked = rows.participant_locked(participant_id=participant.pk)
+        locked = queries.participant_bound(
+            participant_id=participant.pk, prolific_pid="p1", slug="pilot", lock=True
+        )
+    assert locked is not None
     assert _fields(locked) == _fields(Participant.objects.get(pk=participant.pk))
-    with pytest.raises(Participant.DoesNotExist):
-        rows.participant_locked(participant_id=0)
 
 
 def test_an_item_is_claimed_once_and_its_ratings_written_in_one_statement(
@@ -108,10 +108,12 @@ def test_an_item_is_claimed_once_and_its_ratings_written_in_one_statement(
     assignment = participant.assignments.order_by("position")[1]
     now = timezone.now()
 
-    assert rows.assignment_claim(assignment_id=assignment.pk, now=now)
-    assert not rows.assignment_claim(assignment_id=assignment.pk, now=now + timedelta(seconds=1))
+    assert queries.step_claim(model=Assignment, pk=assignment.pk, now=now)
+    assert not queries.step_claim(
+        model=Assignment, pk=assignment.pk, now=now + timedelta(seconds=1)
+    )
     values = {d: n for n, d in enumerate(Dimension.values, start=1)}
-    rows.ratings_insert(assignment_id=assignment.pk, values=values)
+    queries.ratings_insert(assignment_id=assignment.pk, values=values)
 
     assignment.refresh_from_db()
     assert assignment.answered_at == now
@@ -120,13 +122,27 @@ def test_an_item_is_claimed_once_and_its_ratings_written_in_one_statement(
     assert stored == values
 
 
+def test_a_check_is_claimed_once_with_its_result(participant: Participant) -> None:
+    check = participant.attention_checks.first()
+    assert check is not None
+    now = timezone.now()
+
+    assert queries.step_claim(model=AttentionCheckResponse, pk=check.pk, now=now, passed=True)
+    assert not queries.step_claim(
+        model=AttentionCheckResponse, pk=check.pk, now=now + timedelta(seconds=1), passed=False
+    )
+
+    check.refresh_from_db()
+    assert (check.answered_at, check.shown_at, check.passed) == (now, now, True)
+
+
 def test_a_step_clock_starts_once(participant: Participant) -> None:
     check = participant.attention_checks.first()
     assert check is not None
     first, later = timezone.now(), timezone.now() + timedelta(minutes=1)
 
-    assert rows.step_shown(model=AttentionCheckResponse, pk=check.pk, now=first)
-    assert not rows.step_shown(model=AttentionCheckResponse, pk=check.pk, now=later)
+    assert queries.step_shown(model=AttentionCheckResponse, pk=check.pk, now=first)
+    assert not queries.step_shown(model=AttentionCheckResponse, pk=check.pk, now=later)
 
     check.refresh_from_db()
     assert check.shown_at == first
@@ -135,8 +151,8 @@ def test_a_step_clock_starts_once(participant: Participant) -> None:
 def test_the_locking_read_locks_the_participant_row_and_never_the_study(
     participant: Participant,
 ) -> None:
-    with CaptureQueriesContext(connection) as queries, transaction.atomic():
-        found = rows.participant_bound(
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        found = queries.participant_bound(
             participant_id=participant.pk,
             prolific_pid="p1",
             slug=participant.study.slug,
@@ -145,7 +161,7 @@ def test_the_locking_read_locks_the_participant_row_and_never_the_study(
 
     assert found is not None
     assert found.pk == participant.pk
-    sql = next(q["sql"] for q in queries if q["sql"].startswith("SELECT"))
+    sql = next(q["sql"] for q in captured if q["sql"].startswith("SELECT"))
     if connection.features.has_select_for_update_of:
         assert sql.endswith("FOR UPDATE OF p")
     else:  # SQLite: a write transaction already excludes other writers
@@ -194,5 +210,5 @@ def test_unconverted_rows_are_the_orm_rows_for_ids_and_counts(participant: Parti
         .values_list("explanation_id", "n")
     )
 
-    assert sorted(rows.unconverted(query)) == sorted(query)
-    assert len(rows.unconverted(query)) == 12
+    assert sorted(queries.unconverted(query)) == sorted(query)
+    assert len(queries.unconverted(query)) == 12

@@ -1,12 +1,13 @@
-"""Everything that writes study data: creating studies and running a participant through one."""
+"""Managing studies: creating one from an explanations file, opening and closing it,
+registering its analysis plan, and excluding or stopping participants.
+
+The ``create_study`` command, the admin's upload, the API and the distillation's study stage
+all create studies through ``study_import_file`` or ``study_create_from_explanations``.
+"""
 
 from __future__ import annotations
 
-import enum
-import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -15,16 +16,11 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from studyapp import rows, selectors
-from studyapp.allocation import PoolItem, items_choose
-from studyapp.importing import ExplanationRecord
+from analysis.errors import AnalysisError
+from analysis.plan import AnalysisPlan, plan_load
+from studyapp.importing import ExplanationRecord, ExplanationsFileError, explanations_read
 from studyapp.models import (
-    LIKERT_MAX,
-    LIKERT_MIN,
-    Assignment,
-    AttentionCheckResponse,
     Condition,
-    Dimension,
     Explanation,
     Participant,
     ParticipantExclusion,
@@ -34,7 +30,75 @@ from studyapp.models import (
 )
 
 if TYPE_CHECKING:
-    from analysis.plan import AnalysisPlan
+    from collections.abc import Sequence
+    from datetime import datetime
+
+# The variables Prolific fills in when it sends a participant to the study URL.
+PROLIFIC_QUERY = (
+    "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+)
+
+
+class StudyImportError(Exception):
+    """An explanations file, plan or study setting that cannot be imported; nothing was."""
+
+
+def study_import_file(
+    *,
+    slug: str,
+    path: Path,
+    title: str | None = None,
+    completion_code: str | None = None,
+    per_condition: int | None = None,
+    live: bool = False,
+    plan: AnalysisPlan | str | Path | None = None,
+) -> tuple[Study, int]:
+    """Validate the whole file, then import it; return the study and how many explanations were new.
+
+    ``plan`` is the analysis plan to register: a plan, a shipped plan's name or a TOML
+    file's path (None: leave the study's plan as it is). Raises ``StudyImportError`` with every
+    problem of the file, a plan that cannot be read, or a change to a frozen plan, and
+    imports nothing then.
+    """
+    if plan is not None and not isinstance(plan, AnalysisPlan):
+        try:
+            plan = plan_load(plan)
+        except AnalysisError as exc:
+            raise StudyImportError(f"nothing was imported: {exc}") from None
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors) is dropped, as in the admin upload.
+        with path.open(encoding="utf-8-sig") as handle:
+            records = explanations_read(handle)
+    except OSError as exc:
+        raise StudyImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise StudyImportError(f"{path} is not UTF-8 text") from None
+    except ExplanationsFileError as exc:
+        raise StudyImportError(f"{path}: nothing was imported.\n{exc}") from None
+    before = Explanation.objects.filter(condition__study__slug=slug).count()
+    try:
+        study = study_create_from_explanations(
+            slug=slug,
+            records=records,
+            title=title,
+            completion_code=completion_code,
+            per_condition=per_condition,
+            live=live,
+            plan=plan,
+        )
+    except StudyConflictError as exc:
+        raise StudyImportError(f"{path}: nothing was imported: {exc}") from None
+    except ValidationError as exc:
+        # A bad SLUG, title or completion code: the study's own checks, as in the admin form.
+        if hasattr(exc, "error_dict"):
+            problems = "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
+            )
+        else:
+            problems = " ".join(exc.messages)
+        raise StudyImportError(f"nothing was imported: {problems}") from None
+    after = Explanation.objects.filter(condition__study=study).count()
+    return study, after - before
 
 
 def study_create_from_explanations(
@@ -243,101 +307,7 @@ def _study_check_pool(*, study: Study) -> None:
             )
 
 
-class StudyUnavailableError(Exception):
-    """The study admits no new participant; ``reason`` is 'draft', 'paused', 'closed', 'full'
-    or 'wrong_study' (the link's STUDY_ID is not the study's Prolific id)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"the study is not admitting participants ({reason})")
-
-
-class ParticipantInactiveError(Exception):
-    """The participant can no longer answer (finished, timed out, returned or declined)."""
-
-
-class RecordOutcome(enum.Enum):
-    RECORDED = "recorded"
-    # A replayed or duplicate submission of an answered step: nothing was written.
-    ALREADY_RECORDED = "already_recorded"
-    # A step that is not the participant's current one (for example a page kept open in
-    # another tab): nothing was written.
-    NOT_CURRENT = "not_current"
-
-
-def participants_expire(*, study: Study, now: datetime) -> int:
-    """Mark participants who ran past the study's time limit as timed out."""
-    return Participant.objects.filter(
-        study=study, status=Participant.Status.ACTIVE, started_at__lt=study.time_limit_cutoff(now)
-    ).update(status=Participant.Status.TIMED_OUT)
-
-
-def participant_expire_if_late(
-    *, participant: Participant, now: datetime | None = None
-) -> Participant:
-    """Mark this participant timed out if they ran past the time limit; return them updated."""
-    if participant.is_expired(now):
-        Participant.objects.filter(pk=participant.pk, status=Participant.Status.ACTIVE).update(
-            status=Participant.Status.TIMED_OUT
-        )
-        participant.refresh_from_db(fields=["status"])
-    return participant
-
-
-def participant_start(
-    *,
-    study: Study,
-    prolific_pid: str,
-    prolific_study_id: str = "",
-    prolific_session_id: str = "",
-    rng: random.Random | None = None,
-    now: datetime | None = None,
-) -> Participant:
-    """Admit a consenting participant and give them their items and attention checks.
-
-    Idempotent per Prolific ID: a second call (double click, second tab) returns the
-    participant the first one created, with the same items. A study with a Prolific study
-    id admits only that ``prolific_study_id``. The study row is locked for
-    the duration (on PostgreSQL), so participants arriving together are assigned one after
-    another from up-to-date exposure counts; SQLite serialises writers by itself.
-    """
-    rng = rng or random.SystemRandom()
-    now = now or timezone.now()
-    with transaction.atomic():
-        locked = _study_lock(study)
-        existing = Participant.objects.filter(study=locked, prolific_pid=prolific_pid).first()
-        if existing is not None:
-            return existing
-        if locked.status != Study.Status.LIVE:
-            raise StudyUnavailableError(locked.status)
-        if not locked.admits_prolific_study(prolific_study_id):
-            raise StudyUnavailableError("wrong_study")
-        participants_expire(study=locked, now=now)
-        pool = selectors.pool_items(study=locked, now=now)
-        if selectors.study_is_full(study=locked, now=now, pool=pool):
-            raise StudyUnavailableError("full")
-        chosen = items_choose(
-            pool,
-            condition_ids=list(locked.conditions.values_list("id", flat=True)),
-            per_condition=locked.per_condition,
-            rng=rng,
-            cap=locked.max_ratings_per_explanation,
-        )
-        if chosen is None:
-            raise StudyUnavailableError("full")
-        participant = Participant.objects.create(
-            study=locked,
-            prolific_pid=prolific_pid,
-            prolific_study_id=prolific_study_id,
-            prolific_session_id=prolific_session_id,
-            started_at=now,
-        )
-        _items_assign(participant=participant, chosen=chosen, rng=rng)
-        _attention_checks_place(participant=participant, item_count=len(chosen), rng=rng)
-    return participant
-
-
-def _study_lock(study: Study) -> Study:
+def study_lock(study: Study) -> Study:
     """The study's row, locked until the transaction ends (PostgreSQL; SQLite serialises writers).
 
     Every service that creates or changes a participant together with its study takes this
@@ -346,231 +316,6 @@ def _study_lock(study: Study) -> Study:
     second would deadlock with one that did the opposite.
     """
     return Study.objects.select_for_update().get(pk=study.pk)
-
-
-def _items_assign(*, participant: Participant, chosen: list[PoolItem], rng: random.Random) -> None:
-    order = list(chosen)
-    rng.shuffle(order)
-    Assignment.objects.bulk_create(
-        Assignment(
-            participant=participant,
-            position=position,
-            explanation_id=item.explanation_id,
-            question_id=item.question_id,
-        )
-        for position, item in enumerate(order, start=1)
-    )
-
-
-def _attention_checks_place(
-    *, participant: Participant, item_count: int, rng: random.Random
-) -> None:
-    # Checks go between rated items (never before the first), so every check is preceded
-    # by real work and cannot be told apart from an item by its place.
-    places = range(2, item_count + 1)
-    count = min(participant.study.attention_checks, len(places))
-    AttentionCheckResponse.objects.bulk_create(
-        AttentionCheckResponse(
-            participant=participant,
-            before_position=place,
-            instructed_value=rng.randint(LIKERT_MIN, LIKERT_MAX),
-        )
-        for place in sorted(rng.sample(places, count))
-    )
-
-
-def participant_decline(
-    *,
-    study: Study,
-    prolific_pid: str,
-    prolific_study_id: str = "",
-    prolific_session_id: str = "",
-) -> Participant:
-    """Record that this Prolific ID declined consent; nothing else about them is kept.
-
-    A participant who already consented keeps their record unchanged. The study's row is
-    locked first, as ``participant_start`` locks it, so a consent and a refusal of the same
-    Prolific ID arriving together take turns instead of deadlocking.
-    """
-    with transaction.atomic():
-        locked = _study_lock(study)
-        participant, _ = Participant.objects.get_or_create(
-            study=locked,
-            prolific_pid=prolific_pid,
-            defaults={
-                "prolific_study_id": prolific_study_id,
-                "prolific_session_id": prolific_session_id,
-                "status": Participant.Status.NO_CONSENT,
-            },
-        )
-    return participant
-
-
-def step_mark_shown(*, step: selectors.Step, now: datetime | None = None) -> None:
-    """Start the clock of a step the first time it is shown (a reload keeps the first time)."""
-    now = now or timezone.now()
-    target: Assignment | AttentionCheckResponse | None = step.check or step.assignment
-    if target is None or target.shown_at is not None:
-        return
-    if rows.step_shown(model=type(target), pk=target.pk, now=now):
-        target.shown_at = now
-    else:
-        # Another request showed it first (two tabs); keep the time that was stored.
-        target.refresh_from_db(fields=["shown_at"])
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What one submission did, and where the participant stands afterwards."""
-
-    outcome: RecordOutcome
-    # The first step still unanswered after this submission (None: all answered, or the
-    # participant can no longer answer).
-    following: selectors.Step | None
-
-
-def rating_record(
-    *,
-    participant: Participant,
-    step_token: str,
-    values: Mapping[str, int],
-    now: datetime | None = None,
-) -> RecordOutcome:
-    """Store one rating a dimension for the participant's current step; see ``step_record``."""
-    return step_record(
-        participant=participant, step_token=step_token, values=values, now=now
-    ).outcome
-
-
-def step_record(
-    *,
-    participant: Participant,
-    step_token: str,
-    values: Mapping[str, int],
-    now: datetime | None = None,
-    show_following: bool = False,
-    already_locked: bool = False,
-) -> StepRecord:
-    """Store one rating a dimension for the participant's current step.
-
-    ``step_token`` names the step the form was shown for (``Step.token``). Writing is
-    guarded twice: the participant row is locked, and the assignment is claimed with a
-    conditional update, so a double submit or a replayed form is written exactly once.
-    Attention-check steps are recorded as pass/fail, never as ratings.
-
-    The steps are read once, under the lock, and the step that follows is worked out from
-    them: with ``show_following`` its clock starts in the same transaction, for a caller
-    that shows it in the same response. ``participant`` gets the stored status, completion
-    time and attention failures, so callers see a completion at once.
-
-    ``already_locked`` says the caller read ``participant`` with its row locked, in the
-    transaction it is in: the work joins that transaction instead of locking again.
-    """
-    _values_check(values)
-    now = now or timezone.now()
-    following: selectors.Step | None = None
-    if already_locked and not transaction.get_connection().in_atomic_block:
-        raise ValueError("already_locked: the participant's row is locked only in a transaction")
-    with transaction.atomic(savepoint=not already_locked):
-        locked = _participant_lock(participant, now=now, already=already_locked)
-        # An inactive participant leaves the block normally so a time-out just detected is saved.
-        outcome = None
-        if locked.status == Participant.Status.ACTIVE:
-            outcome, following = _step_answer(locked, step_token, values, now=now)
-            if following is not None and show_following:
-                step_mark_shown(step=following, now=now)
-    for name in ("status", "completed_at", "attention_failures"):
-        setattr(participant, name, getattr(locked, name))
-    if outcome is None:
-        raise ParticipantInactiveError(participant.get_status_display())
-    if participant.status != Participant.Status.ACTIVE:
-        following = None
-    return StepRecord(outcome=outcome, following=following)
-
-
-def _step_answer(
-    participant: Participant, step_token: str, values: Mapping[str, int], *, now: datetime
-) -> tuple[RecordOutcome, selectors.Step | None]:
-    steps = selectors.participant_steps(participant)
-    unanswered = [s for s in steps if s.answered_at is None]
-    step = unanswered[0] if unanswered else None
-    if step is None or step.token != step_token:
-        answered = any(s.token == step_token and s.answered_at is not None for s in steps)
-        outcome = RecordOutcome.ALREADY_RECORDED if answered else RecordOutcome.NOT_CURRENT
-        return outcome, step
-    if step.check is not None:
-        outcome = _check_answer(participant, step.check, values, now=now)
-    else:
-        assert step.assignment is not None, "a step shows either an item or a check"
-        outcome = _assignment_answer(step.assignment, values, now=now)
-    if outcome is not RecordOutcome.RECORDED:
-        # Another request answered it first; the list read before no longer says where
-        # the participant is, so name no following step.
-        return outcome, None
-    # The steps were read under the participant lock, so whether this was the last
-    # unanswered one is known without reading them again (this runs for every rating).
-    if len(unanswered) == 1:
-        _participant_complete(participant, now=now)
-        return outcome, None
-    return outcome, unanswered[1]
-
-
-def _values_check(values: Mapping[str, int]) -> None:
-    if set(values) != set(Dimension.values):
-        raise ValueError(f"ratings must cover exactly the dimensions {Dimension.values}")
-    for dimension, value in values.items():
-        if not LIKERT_MIN <= value <= LIKERT_MAX:
-            raise ValueError(f"{dimension}: {value} is outside {LIKERT_MIN}–{LIKERT_MAX}")
-
-
-def _participant_lock(participant: Participant, *, now: datetime, already: bool) -> Participant:
-    if already:
-        locked = participant
-    else:
-        locked = rows.participant_locked(participant_id=participant.pk)
-        locked.study = participant.study  # the caller loaded it; its time limit is all that is read
-    if locked.is_expired(now):
-        locked.status = Participant.Status.TIMED_OUT
-        locked.save(update_fields=["status"])
-    return locked
-
-
-def _assignment_answer(
-    assignment: Assignment, values: Mapping[str, int], *, now: datetime
-) -> RecordOutcome:
-    if not rows.assignment_claim(assignment_id=assignment.pk, now=now):
-        return RecordOutcome.ALREADY_RECORDED
-    rows.ratings_insert(assignment_id=assignment.pk, values=values)
-    return RecordOutcome.RECORDED
-
-
-def _check_answer(
-    participant: Participant,
-    check: AttentionCheckResponse,
-    values: Mapping[str, int],
-    *,
-    now: datetime,
-) -> RecordOutcome:
-    passed = all(value == check.instructed_value for value in values.values())
-    claimed = AttentionCheckResponse.objects.filter(pk=check.pk, answered_at__isnull=True).update(
-        answered_at=now, shown_at=Coalesce(F("shown_at"), Value(now)), passed=passed
-    )
-    if not claimed:
-        return RecordOutcome.ALREADY_RECORDED
-    if not passed:
-        Participant.objects.filter(pk=participant.pk).update(
-            attention_failures=F("attention_failures") + 1
-        )
-        participant.attention_failures += 1  # the row is locked: this is the stored value
-    return RecordOutcome.RECORDED
-
-
-def _participant_complete(participant: Participant, *, now: datetime) -> None:
-    Participant.objects.filter(pk=participant.pk, status=Participant.Status.ACTIVE).update(
-        status=Participant.Status.COMPLETED, completed_at=now
-    )
-    participant.status = Participant.Status.COMPLETED
-    participant.completed_at = now
 
 
 # Researcher actions (admin and API): status changes and exclusions.
@@ -608,7 +353,7 @@ def study_plan_set(*, study: Study, plan: AnalysisPlan | None) -> bool:
     """
     name, text, sha256 = (plan.name, plan.text, plan.sha256) if plan is not None else ("", "", "")
     with transaction.atomic():
-        locked = _study_lock(study)
+        locked = study_lock(study)
         changed = locked.plan_register(name=name, text=text, sha256=sha256)
         if changed:
             locked.save(update_fields=["plan_name", "plan_text", "plan_sha256"])

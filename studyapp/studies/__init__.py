@@ -1,0 +1,1 @@
+"""Study management: the services the admin, the API and the commands share."""
