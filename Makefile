@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PACKAGES := config studyapp distillation analysis
+PACKAGES := config studyapp distillation analysis studyformats
 # The torch build installed first. From the public index, torch on Linux x86-64 is the CUDA
 # build (about 17 nvidia packages, several GB). A CPU-only machine wants PyTorch's CPU wheel
 # index: make install TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu

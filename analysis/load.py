@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.formats import (
+from studyformats.ratings import (
     CELL_QUOTE,
     DIMENSIONS,
     ID_COLUMNS,

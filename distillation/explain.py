@@ -29,6 +29,7 @@ from distillation.evaluation import CapCount, answer_normalise, view_outputs
 from distillation.features import answer_from_output, explanation_from_output
 from distillation.objectives import EXPLANATION_VIEW, PREDICTION_VIEW, method_check
 from distillation.types import Example
+from studyformats.explanations import ExplanationRecord
 
 
 def choice_match(prediction: str, choices: Sequence[str]) -> str:
@@ -118,22 +119,21 @@ def explanations_generate(
         if not explanation:
             empty += 1
             continue
-        records.append(
-            {
-                "condition": condition,
-                "question_id": example.id,
-                "question": example.question,
-                "choices": list(example.choices),
-                "answer": example.answer,
-                "predicted_answer": choice_match(answer, example.choices),
-                "explanation": explanation,
-                "student": student,
-                "method": method,
-                "data_variant": data_variant,
-                "run": run,
-                "truncated": output.truncated,
-            }
+        record = ExplanationRecord(
+            condition=condition,
+            question_id=example.id,
+            question=example.question,
+            choices=tuple(example.choices),
+            answer=example.answer,
+            predicted_answer=choice_match(answer, example.choices),
+            explanation=explanation,
+            student=student,
+            method=method,
+            data_variant=data_variant,
+            run=run,
+            truncated=output.truncated,
         )
+        records.append(record.as_json())
     return ExplanationBatch(records=records, empty=empty, truncation=tuple(truncation))
 
 

@@ -22,10 +22,11 @@ from django.db.models.functions import Length
 from django.http import HttpResponse
 from django.utils import timezone
 
+from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
+
 # The ratings CSV's escaping is defined once, beside its reader: what the export writes, the
 # analysis reads back unchanged.
-from analysis.formats import cell_escape
-from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
+from studyformats.ratings import cell_escape
 
 # Computed once: Dimension.values rebuilds its list on every access.
 DIMENSIONS: tuple[str, ...] = tuple(Dimension.values)

@@ -1,4 +1,4 @@
-"""Reading and validating an explanations file (JSON Lines, the format in docs/formats.md).
+"""Reading and validating an explanations file (``studyformats.explanations``, docs/formats.md).
 
 Every line is checked before anything is imported, so a researcher sees the problems of a
 file at once (the first fifty, each with its line number, and how many more), and a bad
@@ -8,34 +8,18 @@ file never leaves a half-imported study.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
 from studyapp.problems import FileProblemsError, ProblemList
-
-# "METHOD:variant", e.g. "MT+CF:revised"; the parts become Condition.method/data_variant.
-# Matched whole (fullmatch): "$" would also accept a final newline.
-CONDITION_PATTERN = re.compile(r"(?P<method>[A-Za-z0-9+_.\-]+):(?P<variant>[A-Za-z0-9+_.\-]+)")
-REQUIRED_TEXT_FIELDS = ("condition", "question_id", "question", "answer", "predicted_answer")
-OPTIONAL_TEXT_FIELDS = ("student", "method", "data_variant", "run")
-# Every key of one line of an explanations file, in the order the distillation writes them.
-RECORD_FIELDS = (
-    "condition",
-    "question_id",
-    "question",
-    "choices",
-    "answer",
-    "predicted_answer",
-    "explanation",
-    "student",
-    "method",
-    "data_variant",
-    "run",
-    "truncated",
+from studyformats.explanations import (
+    CONDITION_PATTERN,
+    OPTIONAL_TEXT_FIELDS,
+    REQUIRED_TEXT_FIELDS,
+    ExplanationRecord,
 )
+
 # The widths of the columns these fields are stored in (studyapp.models): longer text would
 # fail on PostgreSQL halfway through an import, so it is reported as a bad line instead.
 FIELD_MAX_LENGTHS = {
@@ -58,26 +42,6 @@ class ExplanationsFileError(FileProblemsError):
     ``PROBLEMS_SHOWN``, then how many more)."""
 
     what = "the explanations file"
-
-
-@dataclass(frozen=True)
-class ExplanationRecord:
-    """One valid line of an explanations file."""
-
-    line: int
-    condition: str
-    question_id: str
-    question: str
-    choices: tuple[str, ...]
-    answer: str
-    predicted_answer: str
-    explanation: str
-    method: str
-    data_variant: str
-    student: str = ""
-    run: str = ""
-    # The student's output hit the generation cap, so the explanation may be cut short.
-    truncated: bool = False
 
 
 def explanations_read(lines: Iterable[str]) -> list[ExplanationRecord]:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 
 from django.core.files.uploadedfile import UploadedFile
 
-from studyapp.importing import ExplanationRecord, ExplanationsFileError, explanations_read
+from studyapp.importing import ExplanationsFileError, explanations_read
+from studyformats.explanations import ExplanationRecord
 
 # Far above any real item pool (a few thousand lines); stops a wrong file from filling memory.
 UPLOAD_MAX_BYTES = 50 * 1024 * 1024

@@ -10,10 +10,11 @@ from django.db.models import Count
 
 from analysis.errors import AnalysisError
 from analysis.plan import PLAN_NAMES, AnalysisPlan
-from studyapp.importing import ExplanationRecord, ExplanationsFileError
+from studyapp.importing import ExplanationsFileError
 from studyapp.models import Study
 from studyapp.plans import plan_from_text, plan_from_upload, plan_shipped
 from studyapp.uploads import explanations_from_upload
+from studyformats.explanations import ExplanationRecord
 
 # The choice of the plan field that removes a registered plan (change form only).
 PLAN_NONE = "none"

@@ -10,10 +10,11 @@ from rest_framework import serializers
 from analysis.errors import AnalysisError
 from analysis.plan import PLAN_NAMES, AnalysisPlan
 from studyapp.exports import participant_pseudonym
-from studyapp.importing import ExplanationRecord, ExplanationsFileError
+from studyapp.importing import ExplanationsFileError
 from studyapp.models import Condition, Participant, Study
 from studyapp.plans import plan_from_text, plan_from_upload, plan_shipped
 from studyapp.uploads import explanations_from_upload
+from studyformats.explanations import ExplanationRecord
 
 
 class ConditionSerializer(serializers.ModelSerializer):

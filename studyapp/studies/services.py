@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from analysis.errors import AnalysisError
 from analysis.plan import AnalysisPlan, plan_load
-from studyapp.importing import ExplanationRecord, ExplanationsFileError, explanations_read
+from studyapp.importing import ExplanationsFileError, explanations_read
 from studyapp.models import (
     Condition,
     Explanation,
@@ -28,6 +28,7 @@ from studyapp.models import (
     Study,
     StudyConflictError,
 )
+from studyformats.explanations import ExplanationRecord
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

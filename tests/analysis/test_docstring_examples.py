@@ -10,7 +10,6 @@ MODULES = [
     "analysis.descriptives",
     "analysis.effect_sizes",
     "analysis.exclusions",
-    "analysis.formats",
     "analysis.load",
     "analysis.plan",
     "analysis.regression",

@@ -12,7 +12,7 @@ from distillation.config import TrainingConfig
 from distillation.features import view_texts
 from distillation.students import TinyT5Config, tiny_t5_build, tokenizer_train
 from distillation.types import Example, TeacherExplanations
-from studyapp.importing import RECORD_FIELDS
+from studyformats.explanations import RECORD_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 

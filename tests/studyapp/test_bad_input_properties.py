@@ -35,10 +35,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from studyapp.forms import PROLIFIC_ID_PATTERN, RatingForm
-from studyapp.importing import RECORD_FIELDS, ExplanationsFileError, explanations_read
+from studyapp.importing import ExplanationsFileError, explanations_read
 from studyapp.models import Dimension, Explanation, Participant, Study
 from studyapp.participation.binding import PARTICIPANT_COOKIE
 from studyapp.studies.services import study_create_from_explanations
+from studyformats.explanations import RECORD_FIELDS
 from tests.studyapp.participant_pool import (
     entry_url,
     explanation_lines,

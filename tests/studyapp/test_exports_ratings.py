@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from analysis import load as analysis_load
 from analysis.__main__ import main as analysis_main
-from analysis.formats import FORMULA_PREFIXES, cell_unescape
 from analysis.load import ratings_load
 from studyapp.exports import (
     RATINGS_COLUMNS,
@@ -24,6 +23,7 @@ from studyapp.exports import (
 from studyapp.importing import explanations_read
 from studyapp.models import Assignment, Explanation, Participant, ParticipantDemographics, Rating
 from studyapp.studies.services import participant_exclusion_set, study_create_from_explanations
+from studyformats.ratings import FORMULA_PREFIXES, cell_unescape
 from tests.studyapp.participant_pool import CONDITIONS, explanation_record, study_make
 from tests.studyapp.researcher_data import participant_finish
 

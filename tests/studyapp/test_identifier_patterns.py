@@ -18,8 +18,9 @@ from django.urls import reverse
 from studyapp.admin.forms import StudyUploadForm
 from studyapp.api.serializers import StudyCreateSerializer
 from studyapp.forms import EntryForm, RatingForm
-from studyapp.importing import CONDITION_PATTERN, ExplanationsFileError, explanations_read
+from studyapp.importing import ExplanationsFileError, explanations_read
 from studyapp.models import Dimension, Study
+from studyformats.explanations import CONDITION_PATTERN
 from tests.studyapp.participant_pool import explanation_lines, explanation_record
 from tests.studyapp.researcher_data import token_client_for
 

@@ -1,8 +1,7 @@
-"""The ratings CSV's columns and its cell escaping, with no dependency beyond Python.
+"""The ratings CSV: its columns, their types, and its cell escaping.
 
-The study's export (``studyapp.exports``) and the analysis's reader (``analysis.load``) both
-use these, so the web process does not load pandas to write a CSV. The format is documented
-in docs/formats.md.
+The study's export (``studyapp.exports``) writes it and the analysis (``analysis.load``)
+reads it; both take the columns from here. The format is documented in docs/formats.md.
 """
 
 from __future__ import annotations
@@ -32,6 +31,23 @@ RATINGS_COLUMNS = (
 )
 # Older exports have no character length; they load, and only an analysis that needs it fails.
 OPTIONAL_COLUMNS = ("explanation_chars",)
+# What each column holds (docs/formats.md says what it means). "text" cells are escaped with
+# ``cell_escape``; "bool" cells are "true" or "false"; a blank "number" is a missing value
+# (an item shown but never timed).
+COLUMN_TYPES = {
+    "participant": "text",
+    "study": "text",
+    "position": "integer",
+    "question_id": "text",
+    "condition": "text",
+    "explanation_id": "integer",
+    "explanation_length": "integer",
+    "explanation_chars": "integer",
+    **dict.fromkeys(DIMENSIONS, "integer"),
+    "seconds_on_item": "number",
+    "attention_failed": "integer",
+    "excluded": "bool",
+}
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection); tab
 # and carriage return start formulas in some spreadsheets too. Such a text cell is written
