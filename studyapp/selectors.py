@@ -51,14 +51,13 @@ def explanation_exposures(*, study: Study, now: datetime) -> dict[int, int]:
 def pool_items(*, study: Study, now: datetime) -> Pool:
     """Every explanation of the study with its exposure (as ``explanation_exposures``).
 
-    Read for every arriving participant, from a pool of thousands of explanations, so the
-    ids and counts come back as the database sends them. The explanations and the counts
-    are two reads put together here: joined in one statement, the plan depended on the
+    Read for every arriving participant, from a pool of thousands of explanations. The
+    explanations and the counts are two reads put together here: joined in one statement, the plan depended on the
     tables' statistics, and while a new study filled up faster than they were refreshed
     PostgreSQL could count the assignments again for every explanation (46 ms a read
     under load instead of a few).
     """
-    exposures = dict(queries.unconverted(_exposure_rows(study=study, now=now)))
+    exposures = dict(_exposure_rows(study=study, now=now))
     return Pool(
         (explanation, condition, question, exposures.get(explanation, 0))
         for explanation, condition, question in queries.pool_explanations(study_id=study.pk)

@@ -18,6 +18,7 @@ from studyapp.models import (
     Explanation,
     Participant,
     Rating,
+    Study,
 )
 from studyapp.participation import queries
 from studyapp.participation.services import participant_start
@@ -72,7 +73,7 @@ def test_a_binding_that_does_not_match_all_three_finds_nobody(
 def test_the_steps_read_match_the_orm_with_their_explanations_and_questions(
     participant: Participant,
 ) -> None:
-    assignments = queries.participant_assignments(participant_id=participant.pk)
+    assignments = queries.participant_assignments(participant)
     checks = queries.participant_checks(participant_id=participant.pk)
 
     expected = list(
@@ -91,6 +92,43 @@ def test_the_steps_read_match_the_orm_with_their_explanations_and_questions(
         _fields(c) for c in participant.attention_checks.order_by("before_position")
     ]
     assert all(c.passed is False for c in checks)
+
+
+def test_a_second_steps_read_takes_the_explanations_from_the_process_cache(
+    participant: Participant,
+) -> None:
+    queries.participant_assignments(participant)  # the first read fills the cache
+
+    with CaptureQueriesContext(connection) as captured:
+        again = queries.participant_assignments(participant)
+
+    assert len(captured) == 1
+    assert "studyapp_explanation" not in captured[0]["sql"]
+    assert [a.explanation.question.text for a in again] == [
+        a.explanation.question.text
+        for a in participant.assignments.select_related("explanation__question").order_by(
+            "position"
+        )
+    ]
+
+
+def test_the_cache_never_gives_one_study_anothers_explanations() -> None:
+    cache = queries.PoolCache(studies=1)
+    first, second = study_make(slug="first"), study_make(slug="second")
+    mine = list(Explanation.objects.filter(condition__study=first)[:2])
+    theirs = Explanation.objects.filter(condition__study=second).first()
+    assert theirs is not None
+
+    assert set(cache.explanations(first, [e.pk for e in mine])) == {e.pk for e in mine}
+    # Another study's id is not an explanation of this one, so it is never found.
+    assert theirs.pk not in cache.explanations(first, [theirs.pk])
+    # A study created again under the same id is another study: nothing carries over.
+    recreated = Study.objects.get(pk=first.pk)
+    recreated.created_at = first.created_at + timedelta(seconds=1)
+    assert cache.explanations(recreated, []) == {}
+    # One study kept: using the second forgets the first.
+    cache.explanations(second, [theirs.pk])
+    assert cache.explanations(first, []) == {}
 
 
 def test_the_locked_read_matches_the_orm(participant: Participant) -> None:
@@ -200,15 +238,3 @@ def test_the_pool_holds_every_explanation_with_what_holds_it() -> None:
     ) == sorted(expected)
     assert len(found) == 80
     assert sorted(exposures.values()) == [1] * 13  # the rated item and the 12 held ones
-
-
-def test_unconverted_rows_are_the_orm_rows_for_ids_and_counts(participant: Participant) -> None:
-    query = (
-        Assignment.objects.filter(participant=participant)
-        .values("explanation_id")
-        .annotate(n=models.Count("id"))
-        .values_list("explanation_id", "n")
-    )
-
-    assert sorted(queries.unconverted(query)) == sorted(query)
-    assert len(queries.unconverted(query)) == 12
