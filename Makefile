@@ -19,7 +19,7 @@ TORCH_INDEX_ARG := $(if $(strip $(TORCH_INDEX_URL)),--index-url $(strip $(TORCH_
 help:
 	@echo "Targets:"
 	@echo "  make install    create .venv, install torch ($(TORCH_SPEC)), then the project and its dev tools"
-	@echo "  make test       ruff, mypy and the whole pytest suite"
+	@echo "  make test       ruff, the import contracts, mypy and the whole pytest suite"
 	@echo "  make demo       train the demo students, open the demo studies, serve on http://$(HOST):$(PORT)"
 	@echo "  make lint | make typecheck | make pytest | make clean"
 	@echo "Variables (make VARIABLE=value TARGET):"
@@ -46,6 +46,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PACKAGES)

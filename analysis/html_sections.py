@@ -1,121 +1,124 @@
-"""Sections of report.html for the analysis plan and the accuracy analysis."""
+"""What the report's post-hoc and reliability sections show, looked up for the templates.
+
+These sections join summary.json with the tables (post-hoc records, the correlation
+matrix) and with the reasons of statistics that could not be computed; the templates
+only format what these functions return.
+"""
 
 from __future__ import annotations
 
-import html
+from itertools import combinations
 from typing import Any
 
-from analysis.html_cells import na, number, p_value, table_html
-
-SCALES = {"percent": "in percent", "as_recorded": "as recorded"}
+import pandas as pd
 
 
-def setting_text(value: Any) -> str:
-    """A plan setting as the plan file spells it: true/false, lists, "not set"."""
-    if value is None:
-        return "not set"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return ", ".join(setting_text(v) for v in value) if value else "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+def posthoc_view(summary: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The pairwise comparisons of every dimension, as the post-hoc tables show them.
 
+    Returns
+    -------
+    dict
+        ``methods``: ``(method, column headers)`` in the order shown (``tukey``, ``dunn``,
+        ``vda``; empty when the plan runs none); ``headers``: the columns of each
+        dimension's table; ``dimensions``: per dimension its
+        ``name``, ``not_run`` (the reason when no method ran for it, else None),
+        ``skipped`` (method → reason it was not run), ``reasons`` (method → why its
+        statistic is not computable, or None) and ``pairs``: per pair of conditions its
+        ``label`` and its ``tukey`` record, ``dunn`` records (one per correction) and
+        ``vda`` record, each None where absent.
 
-def plan_section(plan: dict[str, Any]) -> str:
-    """The plan's name, hash, deviations, registration and every setting with its reason."""
-    parts = [
-        f"<p>Plan <strong>{html.escape(plan['name'])}</strong> · SHA-256 "
-        f"<code>{html.escape(plan['sha256'])}</code></p>",
+    Examples
+    --------
+    >>> summary = {"dimensions": ["x"], "conditions": ["a", "b"], "vda": None,
+    ...            "posthoc_not_run": [], "not_computable": [],
+    ...            "plan": {"settings": {"tests": {"posthoc": ["tukey"], "corrections": []}}}}
+    >>> tukey = pd.DataFrame([{"dimension": "x", "method": "tukey", "a": "a", "b": "b",
+    ...                        "mean_diff": 0.5, "q": 2.0, "p_adj": 0.2}])
+    >>> view = posthoc_view(summary, {"tukey": tukey})
+    >>> [m for m, _ in view["methods"]], view["dimensions"][0]["pairs"][0]["tukey"]["q"]
+    (['tukey'], 2.0)
+    """
+    records: list[dict[str, Any]] = [
+        {str(k): v for k, v in r.items()}
+        for name in ("tukey", "dunn")
+        if name in tables and "method" in tables[name]
+        for r in tables[name].to_dict("records")
     ]
-    if plan["description"]:
-        parts.append(f"<p class='note'>{html.escape(plan['description'])}</p>")
-    deviations = plan["deviations"]
-    if deviations:
-        parts.append(
-            f"<p><strong>{len(deviations)} deviation(s) from the plan</strong>, "
-            "set by options of this run:</p>"
-        )
-        parts.append(
-            table_html(
-                ["setting", "plan", "used", "option"],
-                [
-                    [d["setting"], setting_text(d["plan"]), setting_text(d["used"]), d["option"]]
-                    for d in deviations
-                ],
-            )
-        )
-    else:
-        parts.append("<p><strong>No deviations from the plan.</strong></p>")
-    registered = plan["registered"]
-    if registered is None:
-        parts.append("<p class='note'>No registered plan was given for this analysis.</p>")
-    else:
-        verdict = (
-            "the analysis ran under it unchanged"
-            if registered["unchanged"]
-            else "this plan has a different hash"
-            if not registered["matches"]
-            else "the analysis deviated from it"
-        )
-        parts.append(
-            f"<p>Registered plan SHA-256 <code>{html.escape(registered['sha256'])}</code>: "
-            f"{html.escape(verdict)}.</p>"
-        )
-    reasons = plan["reasons"]
-    rows = [
-        [f"{section}.{key}", setting_text(value), reasons.get(f"{section}.{key}", "")]
-        for section, values in plan["settings"].items()
-        for key, value in values.items()
-    ]
-    parts.append("<h3>Settings</h3>")
-    parts.append(table_html(["setting", "value", "why"], rows))
-    return "\n".join(parts)
-
-
-def accuracy_section(acc: dict[str, Any]) -> str:
-    """Runs analysed, the two-way type II ANOVA and Tukey HSD within each size."""
-    if "anova" not in acc:
-        return f"<p class='na'>{html.escape(na(acc.get('not_computable')))}</p>"
-    runs = acc["runs"]
-    facts = (
-        f"{runs['analysed']} of {runs['runs']} runs analysed "
-        f"({runs['left_out_methods']} of methods outside the plan, "
-        f"{runs['outliers']} outliers removed); accuracy {SCALES[acc['scale']]}."
-    )
-    anova_rows = [
-        [
-            term,
-            number(row["sum_sq"], 4),
-            number(row["df"], 0),
-            number(row["F"]),
-            p_value(row["p"]),
-            number(row["ges"]),
+    found = {(r["dimension"], r["method"], r["a"], r["b"]): r for r in records}
+    tests = summary["plan"]["settings"]["tests"]
+    corrections = [f"dunn-{c}" for c in tests["corrections"]] if "dunn" in tests["posthoc"] else []
+    vda = summary["vda"]
+    not_run = {(r["dimension"], r["method"]): r["reason"] for r in summary["posthoc_not_run"]}
+    methods: list[tuple[str, list[str]]] = []
+    if "tukey" in tests["posthoc"]:
+        methods.append(("tukey", ["mean diff", "Tukey q", "Tukey p"]))
+    if corrections:
+        adjusted = [f"Dunn p ({c.removeprefix('dunn-').capitalize()})" for c in corrections]
+        methods.append(("dunn", ["Dunn z", "Dunn p", *adjusted]))
+    if vda is not None:
+        methods.append(("vda", ["A", "magnitude"]))
+    problems = summary["not_computable"]
+    dimensions = []
+    for dv in summary["dimensions"]:
+        skipped = {m: not_run[(dv, m)] for m, _ in methods if (dv, m) in not_run}
+        reasons = {
+            "tukey": reason_find(problems, f"tukey {dv}"),
+            "dunn": reason_find(problems, f"{corrections[0]} {dv}") if corrections else None,
+            "vda": reason_find(problems, f"vda {dv}"),
+        }
+        pairs = [
+            {
+                "label": f"{a} vs {b}",
+                "tukey": found.get((dv, "tukey", a, b)),
+                "dunn": [found.get((dv, c, a, b)) for c in corrections],
+                "vda": next(
+                    (p for p in (vda or {}).get(dv) or [] if (p["a"], p["b"]) == (a, b)), None
+                ),
+            }
+            for a, b in combinations(summary["conditions"], 2)
         ]
-        for term, row in acc["anova"].items()
-    ]
-    residual = acc["residual"]
-    anova_rows.append(
-        ["Residual", number(residual["sum_sq"], 4), number(residual["df"], 0), "–", "–", "–"]
+        everything_skipped = bool(methods) and len(skipped) == len(methods)
+        dimensions.append(
+            {
+                "name": dv,
+                "not_run": skipped[methods[0][0]] if everything_skipped else None,
+                "skipped": skipped,
+                "reasons": reasons,
+                "pairs": pairs,
+            }
+        )
+    headers = ["pair (a vs b)", *(h for _, columns in methods for h in columns)]
+    return {"methods": methods, "headers": headers, "dimensions": dimensions}
+
+
+def correlations_view(correlations: pd.DataFrame) -> dict[str, Any]:
+    """The Pearson correlations between dimensions as a square matrix, in the table's order.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"method": ["pearson"] * 4, "a": ["x", "x", "y", "y"],
+    ...                       "b": ["x", "y", "x", "y"], "r": [1.0, 0.4, 0.4, 1.0]})
+    >>> correlations_view(table)
+    {'dimensions': ['x', 'y'], 'rows': [('x', [1.0, 0.4]), ('y', [0.4, 1.0])]}
+    """
+    pearson = correlations[correlations["method"] == "pearson"].pivot(
+        index="a", columns="b", values="r"
     )
-    tukey_rows = [
-        [
-            size,
-            f"{r['a']} vs {r['b']}",
-            number(r["mean_diff"], 4),
-            p_value(r["p_adj"]),
-            f"[{number(r['ci_low'], 4)}, {number(r['ci_high'], 4)}]",
-        ]
-        for size, pairs in acc["tukey"].items()
-        for r in pairs
-    ]
-    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in acc["notes"])
-    return (
-        f"<p class='note'>{html.escape(facts)}</p>"
-        + "<h3>Two-way ANOVA (Type II)</h3>"
-        + table_html(["source", "sum of squares", "df", "F", "p", "generalised η²"], anova_rows)
-        + notes
-        + "<h3>Tukey HSD between methods within each size</h3>"
-        + table_html(["size", "pair (a vs b)", "difference b − a", "p", "95% CI"], tukey_rows)
-    )
+    items = list(dict.fromkeys(correlations["a"]))
+    pearson = pearson.reindex(index=items, columns=items)
+    return {
+        "dimensions": items,
+        "rows": [(a, [float(pearson.loc[a, b]) for b in items]) for a in items],
+    }
+
+
+def reason_find(problems: list[dict[str, str]] | None, what: str) -> str | None:
+    """Why the statistic ``what`` could not be computed, from a ``not_computable`` list.
+
+    Examples
+    --------
+    >>> reason_find([{"what": "vda x", "reason": "one condition"}], "vda x")
+    'one condition'
+    """
+    return next((p["reason"] for p in problems or [] if p["what"] == what), None)

@@ -13,6 +13,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multicomp import tukeyhsd as statsmodels_tukeyhsd
 from statsmodels.stats.multitest import multipletests
 
 from analysis.errors import AnalysisError
@@ -206,27 +207,29 @@ def tukey_hsd(data: pd.DataFrame, *, dv: str, between: str = "condition") -> pd.
         raise AnalysisError(
             f"{dv}: Tukey HSD is undefined because ratings do not vary within conditions"
         )
-    mse = ss_within / df_within
-    q_crit = _studentized_range_critical(k, df_within)
-    rows = []
-    for i, j in combinations(range(k), 2):
-        diff = values[j].mean() - values[i].mean()
-        se_pair = np.sqrt(mse / 2 * (1 / len(values[i]) + 1 / len(values[j])))
-        q = diff / se_pair
-        rows.append(
-            {
-                "a": names[i],
-                "b": names[j],
-                "mean_diff": diff,
-                "se": se_pair * np.sqrt(2),
-                "q": q,
-                "p_adj": float(min(1.0, stats.studentized_range.sf(abs(q), k, df_within))),
-                "ci_low": diff - q_crit * se_pair,
-                "ci_high": diff + q_crit * se_pair,
-                "method": "tukey",
-            }
-        )
-    return pd.DataFrame(rows)
+    nobs = np.array([len(v) for v in values])
+    # statsmodels' summary-data form, so that the critical q shared by every dimension is
+    # computed once (pairwise_tukeyhsd would integrate it again on each call).
+    pairs, _, diffs, se_pairs, ci, _, _, _, p_values = statsmodels_tukeyhsd(
+        np.array([v.mean() for v in values]),
+        nobs,
+        ss_within / df_within,
+        df=nobs - 1,
+        q_crit=_studentized_range_critical(k, df_within),
+    )
+    return pd.DataFrame(
+        {
+            "a": [names[i] for i in pairs[0]],
+            "b": [names[j] for j in pairs[1]],
+            "mean_diff": diffs,
+            "se": se_pairs * np.sqrt(2),
+            "q": diffs / se_pairs,
+            "p_adj": np.minimum(1.0, p_values),
+            "ci_low": ci[:, 0],
+            "ci_high": ci[:, 1],
+            "method": "tukey",
+        }
+    )
 
 
 @lru_cache(maxsize=32)

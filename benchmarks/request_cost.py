@@ -37,14 +37,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import load_participants as lp  # noqa: E402
+from benchmarks import load as lp  # noqa: E402
 
 RATED_ITEMS = 12  # per participant: per_condition 3 x 4 conditions, as the load test's study
 
 
 def group_cpu_ns(leader: int) -> int:
     """CPU nanoseconds used so far by the live processes of ``leader``'s group
-    (``load_participants.group_members``), every thread of each.
+    (``benchmarks.load.group_members``), every thread of each.
 
     A process's own schedstat covers only its main thread, so threads are read one by one.
     Processes that ended since the last reading are not counted; none end in this run.

@@ -65,7 +65,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
-    "drf_spectacular_sidecar",
     "django_htmx",
     "csp",
     "axes",
@@ -180,9 +179,9 @@ LOGIN_URL = "admin:login"
 
 # Content-Security-Policy on every response (participant pages, the admin, the API docs):
 # only this site's own files run or style a page; no inline script, no eval. htmx is
-# configured (a meta tag in base.html) to need neither; the API docs load Swagger UI's
-# settings as a script file (SpectacularSwaggerSplitView). Images may be data: URIs
-# (admin icons and Swagger UI's CSS use them); nothing else may come from elsewhere.
+# configured (a meta tag in base.html) to need neither; the API docs are a page rendered on
+# the server from the schema, with no script of their own. Images may be data: URIs (the
+# admin's icons use them); nothing else may come from elsewhere.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -257,9 +256,6 @@ SPECTACULAR_SETTINGS = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    # Swagger UI served from our own static files (drf-spectacular-sidecar), not a CDN.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # New participants admitted per client address; made-up Prolific IDs from one script

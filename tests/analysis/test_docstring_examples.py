@@ -10,6 +10,8 @@ MODULES = [
     "analysis.descriptives",
     "analysis.effect_sizes",
     "analysis.exclusions",
+    "analysis.html_cells",
+    "analysis.html_sections",
     "analysis.load",
     "analysis.plan",
     "analysis.regression",

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from scipy import stats
 
 from analysis.errors import AnalysisError
-from analysis.html import number, p_value
+from analysis.html import number, p_value, report_html
 from analysis.load import DIMENSIONS, ratings_load
 from analysis.report import report_write
 from analysis.simulate import ratings_simulate
@@ -203,6 +203,129 @@ def test_the_html_report_carries_its_own_content_security_policy(report):
     assert soup.head.find("meta", attrs={"http-equiv": True}) is policies[0]
 
 
+def _tables(out: Path) -> dict[str, pd.DataFrame]:
+    return {p.stem: pd.read_csv(p) for p in (out / "tables").glob("*.csv")}
+
+
+def test_the_html_report_keeps_every_section_and_the_plan_block(report):
+    summary, out = report
+    soup = BeautifulSoup((out / "report.html").read_text(), "html.parser")
+    main = soup.find("main")
+    assert [h.get_text() for h in main.find_all("h2")] == [
+        "Analysis plan",
+        "Exclusions",
+        "Descriptives",
+        "Tests of differences between conditions",
+        "Post-hoc comparisons",
+        "Regression",
+        "Reliability of the five-dimension scale",
+        "Accuracy of the distillation runs",
+    ]
+    assert [h.get_text() for h in main.find_all("h3")] == [
+        "Settings",
+        *DVS,
+        "OLS",
+        "OLS with covariates",
+        "Linear mixed model (random intercept per participant)",
+        "Ordinal (cumulative logit) model per dimension",
+        "Inter-dimension correlations (Pearson)",
+        "Two-way ANOVA (Type II)",
+        "Tukey HSD between methods within each size",
+    ]
+    overview = dict(
+        [td.get_text() for td in tr.find_all("td")] for tr in main.find("table").tbody("tr")
+    )
+    assert overview["analysis plan"] == "standard (1 deviation(s))"
+    assert overview["participants analysed"] == f"{summary['n_participants']} of 60"
+    plan = summary["plan"]
+    assert soup.find("code").get_text() == plan["sha256"]
+    assert "1 deviation(s) from the plan" in main.get_text()
+    assert _cells(soup, "Analysis plan")[0] == [
+        "regression.covariates",
+        "none",
+        "age, gender",
+        "covariates",
+    ]
+    settings = {row[0]: row for row in _cells(soup, "Settings")}
+    assert len(settings) == sum(len(values) for values in plan["settings"].values())
+    assert settings["tests.posthoc"][1:] == ["tukey, dunn", plan["reasons"]["tests.posthoc"]]
+    assert settings["regression.min_clusters"][1] == "30"
+    pairs = _cells(soup, "completeness")
+    assert len(pairs) == 6
+    tukey = pd.read_csv(out / "tables" / "tukey.csv").set_index(["dimension", "a", "b"])
+    expected = tukey.loc[("completeness", "CF:original", "MT:original")]
+    row = next(r for r in pairs if r[0] == "CF:original vs MT:original")
+    assert row[1:4] == [f"{expected['mean_diff']:.3f}", f"{expected['q']:.3f}", "< 0.0001"]
+    assert len(row) == 10  # pair, Tukey (3), Dunn (4), Vargha–Delaney (2)
+    accuracy = _cells(soup, "Tukey HSD between methods within each size")
+    assert len(accuracy) == 9  # three sizes, three pairs each
+
+
+def test_the_html_report_is_one_accessible_page(report):
+    _, out = report
+    html = (out / "report.html").read_text()
+    # The admin inserts its link back to the dashboard right after this tag.
+    assert html.count("<body>") == 1
+    soup = BeautifulSoup(html, "html.parser")
+    assert soup.html["lang"] == "en"
+    assert [m.name for m in soup.body.find_all(recursive=False)] == ["main"]
+    assert soup.main.find(True).name == "h1"
+    regions = soup.find_all("div", class_="table")
+    assert len(regions) == len(soup.find_all("table"))
+    labels = [r["aria-label"] for r in regions]
+    assert len(set(labels)) == len(labels)
+    assert all(r["role"] == "region" and r["tabindex"] == "0" for r in regions)
+    assert all(t.parent.get("class") == ["table"] for t in soup.find_all("table"))
+    assert all(th["scope"] == "col" and th.get_text() for th in soup.find_all("th"))
+    assert all(img["alt"] for img in soup.find_all("img"))
+
+
+def test_the_html_report_escapes_what_it_shows(report):
+    summary, out = report
+    changed = json.loads(json.dumps(summary))
+    changed["plan"]["description"] = "Mean <b>and</b> rank tests & more"
+    changed["not_computable"] = [{"what": "vda quality", "reason": "<script>alert(1)</script>"}]
+    changed["vda"]["quality"] = None
+    soup = BeautifulSoup(report_html(changed, _tables(out), {}), "html.parser")
+    assert not soup.find_all(["b", "script", "img"])
+    assert "Mean <b>and</b> rank tests & more" in soup.get_text()
+    quality = _cells(soup, "quality")
+    assert quality[0][-2:] == ["not computable: <script>alert(1)</script>"] * 2
+    assert _cells(soup, "Not computable") == [["vda quality", "<script>alert(1)</script>"]]
+
+
+@pytest.mark.parametrize(
+    ("registered", "verdict"),
+    [
+        ({"matches": True, "unchanged": True}, "the analysis ran under it unchanged"),
+        ({"matches": True, "unchanged": False}, "the analysis deviated from it"),
+        ({"matches": False, "unchanged": False}, "this plan has a different hash"),
+    ],
+)
+def test_the_html_report_says_how_the_analysis_relates_to_the_registered_plan(
+    report, registered, verdict
+):
+    summary, out = report
+    changed = json.loads(json.dumps(summary))
+    changed["plan"]["registered"] = {"sha256": "ab" * 32, **registered}
+    changed["plan"]["deviations"] = []
+    text = " ".join(
+        BeautifulSoup(report_html(changed, _tables(out), {}), "html.parser").get_text().split()
+    )
+    assert f"Registered plan SHA-256 {'ab' * 32}: {verdict}." in text
+    assert "No deviations from the plan." in text
+
+
+def test_the_html_report_says_when_the_plan_runs_no_tests(report):
+    summary, out = report
+    changed = json.loads(json.dumps(summary))
+    changed.update(anova=None, kruskal=None, levene=None, vda=None)
+    changed["plan"]["settings"]["tests"]["posthoc"] = []
+    text = BeautifulSoup(report_html(changed, _tables(out), {}), "html.parser").get_text()
+    assert "The plan runs no test of differences." in text
+    assert "The plan runs no pairwise comparisons." in text
+
+
 def test_a_constant_dimension_is_reported_as_not_computable(tmp_path):
     ratings = ratings_simulate(16, seed=5).assign(contrastiveness=3)
     summary = report_write(ratings, tmp_path)
@@ -219,6 +342,9 @@ def test_a_constant_dimension_is_reported_as_not_computable(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "not computable: contrastiveness: ANOVA is undefined" in html
     assert "not computable: reliability is undefined because contrastiveness never varies" in html
+    # 16 participants: the OLS says why it did not cluster its standard errors.
+    shown = BeautifulSoup(html, "html.parser").get_text()
+    assert "Only 16 participant clusters, fewer than the plan's minimum of 30" in shown
     assert "nan" not in BeautifulSoup(html, "html.parser").get_text().lower().split()
     json.loads(
         (tmp_path / "summary.json").read_text(),

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scikit_posthocs as sp
 from scipy import stats
-from statsmodels.sandbox.stats.multicomp import MultiComparison
+from statsmodels.stats.multicomp import pairwise_tukeyhsd
 from statsmodels.stats.multitest import multipletests
 
 from analysis.errors import AnalysisError
@@ -82,14 +83,30 @@ def test_tukey_reproduces_r_tukeyhsd_on_plantgrowth(plant_growth):
 
 def test_tukey_matches_statsmodels_with_unequal_groups(small_study):
     data = small_study.iloc[: len(small_study) - 7]
-    ours = tukey_hsd(data, dv="quality").set_index(["a", "b"])
-    reference = MultiComparison(data["quality"].to_numpy(), data["condition"].to_numpy()).tukeyhsd()
-    frame = pd.DataFrame(reference.summary().data[1:], columns=reference.summary().data[0])
-    for record in frame.itertuples(index=False):
-        row = ours.loc[(record.group1, record.group2)]
-        assert row["mean_diff"] == pytest.approx(float(record.meandiff), abs=1e-4)
-        assert row["p_adj"] == pytest.approx(float(record[3]), abs=2e-3)
-        assert row["ci_low"] == pytest.approx(float(record.lower), abs=1e-3)
+    for dv in ["quality", "completeness"]:
+        ours = tukey_hsd(data, dv=dv)
+        reference = pairwise_tukeyhsd(data[dv].to_numpy(dtype=float), data["condition"])
+        assert ours["a"].tolist() == [str(g) for g in reference.group_c]
+        assert ours["b"].tolist() == [str(g) for g in reference.group_t]
+        assert ours["mean_diff"].to_numpy() == pytest.approx(reference.meandiffs, abs=1e-9)
+        assert ours["q"].to_numpy() == pytest.approx(
+            reference.meandiffs / reference.std_pairs, abs=1e-9
+        )
+        assert ours["p_adj"].to_numpy() == pytest.approx(reference.pvalues, abs=1e-9)
+        assert ours["ci_low"].to_numpy() == pytest.approx(reference.confint[:, 0], abs=1e-9)
+        assert ours["ci_high"].to_numpy() == pytest.approx(reference.confint[:, 1], abs=1e-9)
+
+
+def test_tukey_keeps_the_data_order_of_numeric_groups():
+    # Groups 10 and 9 sort as numbers (9 before 10), not as the strings "10" < "9".
+    data = pd.DataFrame({"g": [10, 10, 10, 9, 9, 9, 11, 11], "x": [1, 2, 3, 4, 5, 6, 2, 4]})
+    table = tukey_hsd(data, dv="x", between="g")
+    assert list(zip(table["a"], table["b"], strict=True)) == [
+        ("9", "10"),
+        ("9", "11"),
+        ("10", "11"),
+    ]
+    assert table["mean_diff"].tolist() == pytest.approx([-3.0, -2.0, 1.0])
 
 
 def test_dunn_matches_a_hand_computation_with_ties():
@@ -124,6 +141,20 @@ def test_dunn_holm_adjusts_the_same_unadjusted_p_values(plant_growth):
     expected = multipletests(holm["p_unc"], method="holm")[1]
     assert holm["p_adj"].to_numpy() == pytest.approx(expected)
     assert (holm["p_adj"] <= bonferroni["p_adj"]).all()
+
+
+@pytest.mark.parametrize("dv", ["completeness", "plausibility", "quality"])
+def test_dunn_matches_scikit_posthocs_on_tied_likert_ratings(small_study, dv):
+    # Five-point ratings: hundreds of ties. Unequal groups: a few items dropped.
+    data = small_study.iloc[: len(small_study) - 5]
+    assert data[dv].nunique() < len(data) / 10
+    for correction in ("bonferroni", "holm"):
+        ours = dunn(data, dv=dv, p_adjust_method=correction)
+        unadjusted = sp.posthoc_dunn(data, val_col=dv, group_col="condition")
+        adjusted = sp.posthoc_dunn(data, val_col=dv, group_col="condition", p_adjust=correction)
+        for row in ours.itertuples(index=False):
+            assert row.p_unc == pytest.approx(unadjusted.loc[row.a, row.b], rel=1e-9, abs=1e-12)
+            assert row.p_adj == pytest.approx(adjusted.loc[row.a, row.b], rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("method", ["bonferroni", "holm"])

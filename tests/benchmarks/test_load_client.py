@@ -13,12 +13,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.load_participants import (
-    HTTP_ERRORS,
-    ConnectionPool,
-    cookie_parse,
-    page_parse,
-)
+from benchmarks.load.client import HTTP_ERRORS, ConnectionPool, cookie_parse
+from benchmarks.load.pages import page_parse
 
 # One scripted answer: what the server writes back for the request it has just read, or
 # None to close the connection without answering.
@@ -31,6 +27,7 @@ class Server:
     def __init__(self, script: list[Answer]) -> None:
         self.script = list(script)
         self.requests: list[tuple[int, str, bytes]] = []  # connection number, line, body
+        self.heads: list[str] = []  # each request's line and headers
         self.connections = 0
         self.server: asyncio.Server | None = None
 
@@ -56,6 +53,7 @@ class Server:
                 body = await reader.readexactly(length) if length else b""
                 line = head.split("\r\n", 1)[0]
                 self.requests.append((number, line, body))
+                self.heads.append(head)
                 answer = self.script.pop(0)(line, body)
                 if answer is None:
                     break
@@ -192,7 +190,7 @@ def test_a_refused_connection_is_an_http_error() -> None:
     run(scenario)
 
 
-def test_a_page_is_read_as_a_browser_without_javascript_reads_it() -> None:
+def test_a_page_yields_its_forms_with_their_htmx_targets_links_and_assets() -> None:
     page = page_parse(
         '<link rel="stylesheet" href="/static/css/site.css"><script src="/static/h.js"></script>'
         '<form method="post" action="/s/x/item/" hx-post="/s/x/item/">'

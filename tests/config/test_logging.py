@@ -18,7 +18,9 @@ logging.getLogger({name!r}).warning("marker-%s", "a7c1")
 """
 
 
-@pytest.mark.parametrize("name", ["django.request", "django.security.csrf", "studyapp.participation.views"])
+@pytest.mark.parametrize(
+    "name", ["django.request", "django.security.csrf", "studyapp.participation.views"]
+)
 def test_a_warning_is_printed_once_with_debug_on(name: str) -> None:
     env = {
         **os.environ,

@@ -36,17 +36,11 @@ def demo(tmp_path):
     return _quick(run_config_load(ROOT / "configs" / "demo.toml", base_dir=ROOT), tmp_path / "demo")
 
 
-def test_the_demo_runs_end_to_end_and_resumes_as_complete(demo):
-    messages: list[str] = []
-    created: list[tuple[Path, str]] = []
-
-    def study_create(path, study):
-        created.append((path, study.slug))
-        return study.slug
-
-    summary = pipeline_run(demo, log=messages.append, study_create=study_create, command=["test"])
+def test_the_demo_runs_end_to_end_and_resumes_as_complete(demo_run, tmp_path):
+    # The session's demo run is this test's first run: every stage ran, from an empty folder.
+    summary, messages, created = demo_run.summary, demo_run.messages, demo_run.created
     assert summary.stages_run == ["data", "teacher", "train", "evaluate", "explain", "study"]
-    out = demo.output_dir
+    out = demo_run.output_dir
     counts = json.loads((out / "data" / "DONE.json").read_text())
     assert counts["test"] == 16
     assert counts["train"] + counts["validation"] == 48
@@ -63,7 +57,7 @@ def test_the_demo_runs_end_to_end_and_resumes_as_complete(demo):
     ]
     records = explanations_read((out / "explanations.jsonl").read_text().splitlines())
     assert {r.question_id for r in records} <= test_ids
-    assert created == [(out / "explanations.jsonl", "demo")]
+    assert created == ((out / "explanations.jsonl", "demo"),)
     metrics = json.loads(
         (out / "students" / "tiny-t5-mt-original" / "seed-0" / "metrics.json").read_text()
     )
@@ -76,9 +70,17 @@ def test_the_demo_runs_end_to_end_and_resumes_as_complete(demo):
     # The demo's teacher file has an empty revision: it is skipped and said so, not trained on.
     assert any("no factual target" in m for m in messages if "revised" in m)
 
-    again = pipeline_run(demo, log=messages.append, study_create=study_create, command=["test"])
+    # The second run, on a copy of the folder, finds every stage done.
+    demo = replace(demo_run.config, output_dir=demo_run.copy(tmp_path / "demo"))
+    created_again: list[tuple[Path, str]] = []
+
+    def study_create(path, study):
+        created_again.append((path, study.slug))
+        return study.slug
+
+    again = pipeline_run(demo, log=lambda m: None, study_create=study_create, command=["test"])
     assert again.stages_run == []
-    assert len(created) == 1
+    assert created_again == []
     assert all(step.done for step in pipeline_plan(demo))
 
 
@@ -96,6 +98,7 @@ def _demo_table(output_dir: Path, students: list[str], **training) -> dict:
             "eval_every": 2,
             "checkpoint_every": 2,
             "tiny_t5": {**table["training"]["tiny_t5"], "d_model": 32, "num_layers": 1},
+            "explanation_max_new_tokens": 12,
             "max_truncated_fraction": 1.0,  # a model trained for two steps seldom stops
             **training,
         }

@@ -9,20 +9,9 @@ from django.core.management import CommandError, call_command
 
 from distillation.models import DistillationRun
 from studyapp.models import Study
+from tests.distillation.demo_support import demo_config_write
 
 ROOT = Path(__file__).resolve().parents[2]
-
-QUICK = {
-    "steps = 240": "steps = 2",
-    "eval_every = 80": "eval_every = 2",
-    "checkpoint_every = 80": "checkpoint_every = 2",
-    "explanation_max_new_tokens = 128": "explanation_max_new_tokens = 12",
-    "d_model = 64": "d_model = 32",
-    "num_layers = 2": "num_layers = 1",
-    "vocab_size = 1200": "vocab_size = 600",
-    # A model trained for two steps seldom stops by itself.
-    "max_truncated_fraction = 0.25": "max_truncated_fraction = 1.0",
-}
 
 
 @pytest.fixture
@@ -31,21 +20,13 @@ def runs_dir(tmp_path, settings):
     return settings.RUNS_DIR
 
 
-def _demo_config(tmp_path: Path, **replacements: str) -> Path:
-    """configs/demo.toml, cut to two training steps of a 1-layer model."""
-    text = (ROOT / "configs" / "demo.toml").read_text()
-    for old, new in {**QUICK, **replacements}.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    path = tmp_path / "demo.toml"
-    path.write_text(text)
-    return path
-
-
 @pytest.mark.django_db
-def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(tmp_path, runs_dir):
+def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(runs_dir, demo_run):
+    # The students come trained, tested and explained from the session's demo run; the command
+    # makes the accuracy tables, records the run and opens the study in the database.
+    demo_run.copy(runs_dir / "demo", without=["accuracy.csv", "study.json"])
     out = StringIO()
-    call_command("run_distillation", "--config", str(_demo_config(tmp_path)), stdout=out)
+    call_command("run_distillation", "--config", str(demo_run.config_path), stdout=out)
     study = Study.objects.get(slug="demo")
     assert study.status == Study.Status.LIVE
     assert sorted(study.conditions.values_list("name", flat=True)) == [
@@ -57,6 +38,7 @@ def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(tmp_path, run
     run = DistillationRun.objects.get()
     assert run.status == DistillationRun.Status.SUCCEEDED
     assert run.output_dir == str(runs_dir / "demo")
+    assert run.metrics["stages_run"] == ["evaluate", "study"]
     assert len(run.metrics["accuracy"]) == 4
     assert run.finished_at is not None
     assert (runs_dir / "demo" / "accuracy.csv").is_file()
@@ -65,7 +47,7 @@ def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(tmp_path, run
     # A second invocation finds everything done: nothing is redone, the study is unchanged, and
     # no empty record is added; the output says so.
     out = StringIO()
-    call_command("run_distillation", "--config", str(_demo_config(tmp_path)), stdout=out)
+    call_command("run_distillation", "--config", str(demo_run.config_path), stdout=out)
     assert list(DistillationRun.objects.values_list("pk", flat=True)) == [run.pk]
     assert "was already complete" in out.getvalue()
     assert "no run record was added" in out.getvalue()
@@ -73,7 +55,7 @@ def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(tmp_path, run
 
     # A rerun that does some work (here the study stage under a new slug) is recorded, with the
     # stages it skipped.
-    call_command("run_distillation", "--config", str(_demo_config(tmp_path)), "--study", "demo-2")
+    call_command("run_distillation", "--config", str(demo_run.config_path), "--study", "demo-2")
     resumed = DistillationRun.objects.order_by("-id").first()
     assert resumed.pk != run.pk
     assert resumed.metrics["stages_run"] == ["study"]
@@ -81,11 +63,12 @@ def test_the_demo_config_ends_with_a_live_study_and_a_recorded_run(tmp_path, run
 
 
 @pytest.mark.django_db
-def test_the_study_option_names_the_study(tmp_path, runs_dir):
+def test_the_study_option_names_the_study(runs_dir, demo_run):
+    demo_run.copy(runs_dir / "demo")
     call_command(
         "run_distillation",
         "--config",
-        str(_demo_config(tmp_path)),
+        str(demo_run.config_path),
         "--study",
         "pilot-1",
         stdout=StringIO(),
@@ -151,7 +134,7 @@ def test_a_batch_the_launch_cannot_split_is_a_command_error(tmp_path, runs_dir, 
 
 @pytest.mark.django_db
 def test_a_bad_config_key_is_a_command_error_naming_it(tmp_path, runs_dir):
-    path = _demo_config(tmp_path, **{"batch_size = 8": "batchsize = 8"})
+    path = demo_config_write(tmp_path, **{"batch_size = 8": "batchsize = 8"})
     with pytest.raises(CommandError, match=r"training\.batchsize.*accepted keys"):
         call_command("run_distillation", "--config", str(path), stdout=StringIO())
     assert not DistillationRun.objects.exists()
@@ -159,7 +142,7 @@ def test_a_bad_config_key_is_a_command_error_naming_it(tmp_path, runs_dir):
 
 @pytest.mark.django_db
 def test_a_failing_run_is_recorded_as_failed_with_its_error(tmp_path, runs_dir):
-    path = _demo_config(
+    path = demo_config_write(
         tmp_path,
         **{
             'source = "distillation/demo_data/teacher_outputs.jsonl"': (
