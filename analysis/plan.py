@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from analysis.errors import AnalysisError
-from analysis.plan_messages import validation_message
+from studyformats.config_messages import validation_message
 
 Analysis = Literal["descriptives", "tests", "regression", "reliability"]
 PosthocTest = Literal["tukey", "dunn"]

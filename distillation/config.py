@@ -1,10 +1,12 @@
-"""The run configuration (TOML) of ``run_distillation``, parsed and checked in one place.
+"""The run configuration (TOML) of ``run_distillation``, validated in one place.
 
 A run file has the tables ``[run]``, ``[data]``, ``[teacher]``, ``[training]`` (with an
-optional ``[training.tiny_t5]``), ``[[students]]``, ``[study]`` and ``[analysis]``. ``[data]``
-and ``[teacher]`` are parsed by :mod:`distillation.teacher_config`; this module parses the rest
-and composes them. Every wrong key or value raises :class:`ConfigError` naming the key and what
-is accepted. Training settings left out take the paper's values (``distillation.recipe``).
+optional ``[training.tiny_t5]``), ``[[students]]``, ``[study]`` and ``[analysis]``. Each table
+is a frozen pydantic dataclass that refuses unknown keys (``[data]`` and ``[teacher]`` live in
+:mod:`distillation.teacher_config`); every key is declared once, with its type, bounds and
+default, and the rules between keys are validators that run when the file is read. A wrong key
+or value raises :class:`ConfigError` with one line naming the key and what it accepts.
+Training settings left out take the paper's values (``distillation.recipe``).
 
 Example::
 
@@ -30,12 +32,31 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import ArgsKwargs
 
 from distillation.errors import ConfigError
 from distillation.objectives import (
@@ -46,23 +67,26 @@ from distillation.objectives import (
 )
 from distillation.students import TINY_T5, TinyT5Config
 from distillation.teacher_config import (
+    TABLE,
     DataConfig,
     TeacherConfig,
-    data_config_from_toml,
-    teacher_config_from_toml,
+    path_resolve,
+    table_validate,
 )
-from distillation.toml_table import TomlTable
+from studyformats.config_messages import Choices, SettingError
 
-TABLES = ("run", "data", "teacher", "training", "students", "study", "analysis")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 SELECTIONS = ("last", "best_validation")
-# The plans the analysis package ships; a run may also name a plan file.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# A run's name is a folder name.
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+_SEEDS = "integers from 0 to 2**32 - 1, in a non-empty list without repeats"
+_STUDENTS = "a non-empty array of [[students]] tables"
+_SLUG = r"^[-a-zA-Z0-9_]+$"
 # The study importer reads a condition as METHOD:variant.
 _CONDITION = re.compile(r"[A-Za-z0-9+_.\-]+:[A-Za-z0-9+_.\-]+")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BatchSplit:
     """How the examples of one optimiser step are spread over devices and accumulation."""
 
@@ -78,38 +102,71 @@ class BatchSplit:
         )
 
 
-@dataclass(frozen=True)
+def _tiny_t5_table() -> type[BaseModel]:
+    """The ``[training.tiny_t5]`` table: TinyT5Config's keys, each of exactly its type."""
+    hints = typing.get_type_hints(TinyT5Config)
+    keys: dict[str, Any] = {
+        item.name: (Annotated[hints[item.name], Strict()], item.default)
+        for item in dataclasses.fields(TinyT5Config)
+    }
+    return create_model("TinyT5Table", __config__=ConfigDict(extra="forbid"), **keys)
+
+
+_TINY_T5_TABLE = _tiny_t5_table()
+
+
+def _tiny_t5_build(value: Any) -> Any:
+    # TinyT5Config is a plain dataclass, which pydantic would fill from "64" or 64.0 as well;
+    # the table is checked against a strict model of the same keys first.
+    if not isinstance(value, Mapping):
+        return value
+    try:
+        return TinyT5Config(**_TINY_T5_TABLE.model_validate(value).model_dump())
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+
+
+@dataclass(frozen=True, config=TABLE)
 class TrainingConfig:
     """How every student of the run is trained and evaluated (paper values as defaults)."""
 
-    steps: int = 5000  # optimizer steps per student and seed
-    batch_size: int = 64  # examples per optimiser step, over all devices and accumulation steps
+    steps: StrictInt = Field(default=5000, ge=1)  # optimizer steps per student and seed
+    # Examples per optimiser step, over all devices and accumulation steps.
+    batch_size: StrictInt = Field(default=64, ge=1)
     # Examples per forward/backward pass on one device (each brings all its views); the
     # accumulation steps follow. None: the whole batch at once, shared by the devices.
-    per_device_batch_size: int | None = None
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    warmup_steps: int = 0  # then the learning rate falls linearly to 0 at the last step
-    max_grad_norm: float = 1.0  # 0 turns clipping off
-    mixed_precision: str = "auto"  # "auto": bf16 on GPUs that have it, else fp16; fp32 on CPU
-    eval_every: int = 500  # validation every N steps and at the end
-    checkpoint_every: int = 500  # resumable checkpoint every N steps
-    log_every: int = 10  # training loss to metrics.jsonl every N steps
-    max_input_length: int = 300  # tokens, end-of-sequence included
-    max_target_length: int = 300
-    alpha: float = 0.5  # MT: alpha·L_predict + (1 − alpha)·L_explain
-    beta: float = 0.5  # CF: beta·L_factual + (1 − beta)·L_counterfactual
-    gamma: float = 0.5  # MT+CF: gamma·L_MT + (1 − gamma)·L_CF
-    factual_explanation: str = "counterfactual_prompt"  # what MT+CF's factual view learns
-    counterfactual_answer_only: bool = False  # CF loss on the answer tokens only
-    selection: str = "last"  # weights evaluated: after the last step, or best on validation
-    eval_batch_size: int = 32
-    answer_max_new_tokens: int = 16  # generation cap when only an answer is expected
-    explanation_max_new_tokens: int = 512  # generation cap for explanations
+    per_device_batch_size: StrictInt | None = Field(default=None, ge=1)
+    learning_rate: StrictFloat = Field(default=5e-5, gt=0)
+    weight_decay: StrictFloat = Field(default=0.0, ge=0)
+    # Then the learning rate falls linearly to 0 at the last step.
+    warmup_steps: StrictInt = Field(default=0, ge=0)
+    max_grad_norm: StrictFloat = Field(default=1.0, ge=0)  # 0 turns clipping off
+    # "auto": bf16 on GPUs that have it, else fp16; fp32 on CPU.
+    mixed_precision: Annotated[str, Choices(MIXED_PRECISION)] = "auto"
+    eval_every: StrictInt = Field(default=500, ge=1)  # validation every N steps and at the end
+    checkpoint_every: StrictInt = Field(default=500, ge=1)  # resumable checkpoint every N steps
+    log_every: StrictInt = Field(default=10, ge=1)  # training loss to metrics.jsonl every N steps
+    max_input_length: StrictInt = Field(default=300, ge=8)  # tokens, end-of-sequence included
+    max_target_length: StrictInt = Field(default=300, ge=8)
+    alpha: StrictFloat = 0.5  # MT: alpha·L_predict + (1 − alpha)·L_explain
+    beta: StrictFloat = 0.5  # CF: beta·L_factual + (1 − beta)·L_counterfactual
+    gamma: StrictFloat = 0.5  # MT+CF: gamma·L_MT + (1 − gamma)·L_CF
+    # What MT+CF's factual view learns.
+    factual_explanation: Annotated[str, Choices(FACTUAL_EXPLANATIONS)] = "counterfactual_prompt"
+    counterfactual_answer_only: StrictBool = False  # CF loss on the answer tokens only
+    # Weights evaluated: after the last step, or best on validation.
+    selection: Annotated[str, Choices(SELECTIONS)] = "last"
+    eval_batch_size: StrictInt = Field(default=32, ge=1)
+    # Generation cap when only an answer is expected.
+    answer_max_new_tokens: StrictInt = Field(default=16, ge=1)
+    explanation_max_new_tokens: StrictInt = Field(default=512, ge=1)  # cap for explanations
     # A run fails when more than this share of a generation's outputs hit their cap.
-    max_truncated_fraction: float = 0.01
-    validation_limit: int | None = None  # validate on at most N validation questions
-    tiny_t5: TinyT5Config = field(default_factory=TinyT5Config)
+    max_truncated_fraction: StrictFloat = Field(default=0.01, ge=0, le=1)
+    # Validate on at most N validation questions.
+    validation_limit: StrictInt | None = Field(default=None, ge=1)
+    tiny_t5: Annotated[TinyT5Config, BeforeValidator(_tiny_t5_build)] = Field(
+        default_factory=TinyT5Config
+    )
 
     @property
     def objective(self) -> ObjectiveWeights:
@@ -144,21 +201,64 @@ class TrainingConfig:
             processes=processes,
         )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _former_batch_keys(cls, data: Any) -> Any:
+        """Configurations of the former batch keys get told how to say the same thing now."""
+        table = data.kwargs if isinstance(data, ArgsKwargs) else data
+        if not isinstance(table, Mapping) or "gradient_accumulation_steps" not in table:
+            return data
+        accumulation = table["gradient_accumulation_steps"]
+        per_device = table.get("batch_size", 8)
+        same = ""
+        if all(isinstance(n, int) and not isinstance(n, bool) for n in (accumulation, per_device)):
+            same = (
+                f"; for one device, batch_size = {per_device} with gradient_accumulation_steps "
+                f"= {accumulation} is batch_size = {per_device * accumulation} with "
+                f"per_device_batch_size = {per_device}"
+            )
+        raise ValueError(
+            "training.gradient_accumulation_steps is no longer set: training.batch_size now "
+            "counts the examples of one optimiser step over all devices and accumulation "
+            "steps, and training.per_device_batch_size what one device takes per pass (the "
+            f"accumulation follows){same}"
+        )
 
-@dataclass(frozen=True)
+    @model_validator(mode="after")
+    def _weights_and_batch(self) -> TrainingConfig:
+        try:
+            self.objective  # noqa: B018 - alpha, beta and gamma now, not at the first step
+            self.batch_split()  # one process at least must be able to run the batch
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+@dataclass(frozen=True, config=TABLE)
 class StudentSpec:
     """One student to train: a model, an objective, the explanations it learns from, seeds."""
 
-    model: str  # "tiny-t5", a Hugging Face hub name, or a local folder
-    method: str  # "mt", "cf" or "mt+cf"
-    data_variant: str  # "original" or "revised"
-    seeds: tuple[int, ...] = (0,)
-    size: str = ""  # label for the accuracy table and ANOVA; default: the model's name
-    condition: str = ""  # study condition name; default like "MT+CF:revised"
-    in_study: bool = True  # its explanations go into the study's item pool
+    # "tiny-t5", a Hugging Face hub name, or a local folder.
+    model: Annotated[
+        StrictStr,
+        Field(
+            min_length=1, description=f"{TINY_T5!r}, a Hugging Face model name or a local folder"
+        ),
+    ]
+    method: Annotated[str, Choices(METHODS)]
+    data_variant: Annotated[str, Choices(DATA_VARIANTS)]
+    # numpy and torch take no other seeds; refused here, not at the train stage.
+    seeds: tuple[Annotated[StrictInt, Field(ge=0, lt=2**32)], ...] = Field(
+        default=(0,), description=_SEEDS
+    )
+    # Label for the accuracy table and ANOVA; default: the model's name.
+    size: StrictStr = Field(default="", validate_default=True)
+    # Study condition name; default like "MT+CF:revised".
+    condition: StrictStr = Field(default="", validate_default=True)
+    in_study: StrictBool = True  # its explanations go into the study's item pool
     # The seed whose model writes the explanations, named before training (default: the first
     # seed listed), never the best seed picked afterwards.
-    study_seed: int = 0
+    study_seed: StrictInt = Field(default=None, validate_default=True)
 
     @property
     def slug(self) -> str:
@@ -166,29 +266,164 @@ class StudentSpec:
         model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.size or self.model).strip("-")
         return f"{model}-{self.method.replace('+', '_')}-{self.data_variant}"
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        # Checked here rather than with min_length, which pydantic also reports when only an
+        # item is wrong.
+        if not seeds:
+            raise SettingError(f"must be {_SEEDS}; got []")
+        if len(set(seeds)) != len(seeds):
+            raise SettingError(f"lists a seed twice: {list(seeds)}")
+        return seeds
 
-@dataclass(frozen=True)
+    @field_validator("size")
+    @classmethod
+    def _size_named(cls, size: str, info: ValidationInfo) -> str:
+        model = info.data.get("model", "")
+        return size or model.rstrip("/").rsplit("/", 1)[-1]
+
+    @field_validator("condition")
+    @classmethod
+    def _condition_named(cls, condition: str, info: ValidationInfo) -> str:
+        method, variant = info.data.get("method"), info.data.get("data_variant")
+        if not condition:
+            # Left empty when the method or variant is wrong; that error is reported.
+            return f"{method.upper()}:{variant}" if method and variant else ""
+        if not _CONDITION.fullmatch(condition):
+            raise SettingError(
+                f"must look like METHOD:variant (e.g. 'MT+CF:revised'), got {condition!r}"
+            )
+        return condition
+
+    @field_validator("study_seed", mode="before")
+    @classmethod
+    def _first_seed(cls, study_seed: Any, info: ValidationInfo) -> Any:
+        if study_seed is not None:
+            return study_seed
+        # Without valid seeds there is no first one; the seeds' error is reported.
+        seeds = info.data.get("seeds")
+        return seeds[0] if seeds else 0
+
+    @model_validator(mode="after")
+    def _study_seed_trained(self) -> StudentSpec:
+        if self.study_seed not in self.seeds:
+            raise SettingError(
+                f"= {self.study_seed} is not one of its seeds; accepted values: "
+                f"{', '.join(map(str, self.seeds))}",
+                key="study_seed",
+            )
+        return self
+
+
+@dataclass(frozen=True, config=TABLE)
 class StudyConfig:
     """The human-evaluation study created from the students' explanations."""
 
-    slug: str = "demo"
-    title: str | None = None
-    completion_code: str | None = None
-    per_condition: int | None = None
-    live: bool = True
+    slug: StrictStr = Field(
+        default="demo", pattern=_SLUG, description="letters, digits, '-' or '_'"
+    )
+    title: StrictStr | None = None  # "" in the file: the study's default title
+    completion_code: StrictStr | None = None  # "" in the file: none
+    per_condition: StrictInt | None = Field(default=None, ge=1)
+    live: StrictBool = True
     # The analysis plan registered on the study (a shipped name or a plan file); None: none.
-    plan: str | None = None
+    plan: StrictStr | None = None
+
+    @field_validator("title", "completion_code")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("plan")
+    @classmethod
+    def _plan_found(cls, plan: str | None, info: ValidationInfo) -> str | None:
+        return _plan_resolve(plan, "study.plan", info) if plan else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=TABLE)
 class AnalysisConfig:
     """The analysis plan the run's accuracy analysis follows: a shipped name or a file path."""
 
-    plan: str = "standard"
+    plan: StrictStr = Field(default="standard", validate_default=True)
+
+    @field_validator("plan")
+    @classmethod
+    def _plan_found(cls, plan: str, info: ValidationInfo) -> str:
+        return _plan_resolve(plan, "analysis.plan", info)
+
+
+@dataclass(frozen=True, config=TABLE)
+class RunTable:
+    """The ``[run]`` table: the run's name, where it writes, its seed."""
+
+    name: Annotated[
+        StrictStr,
+        Field(pattern=_NAME, description="1-100 letters, digits, '.', '_' or '-' (a folder name)"),
+    ]
+    output_dir: Path = Field(default=None, validate_default=True)  # left out or "": runs/<name>
+    seed: StrictInt = 0
+
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _output_dir_named(cls, output_dir: Any, info: ValidationInfo) -> Any:
+        if output_dir is not None and output_dir != "":
+            return output_dir
+        context = info.context or {}
+        runs = context.get("runs_dir") or Path(context.get("base_dir") or Path.cwd()) / "runs"
+        return Path(runs) / info.data.get("name", "")
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir_resolved(cls, output_dir: Path, info: ValidationInfo) -> Path:
+        return path_resolve(output_dir, info)
+
+
+@dataclass(frozen=True, config=TABLE)
+class RunFile:
+    """The tables of a run file, each validated; :func:`run_config_load` reads it."""
+
+    run: RunTable
+    data: DataConfig
+    teacher: TeacherConfig
+    students: Annotated[tuple[StudentSpec, ...], Field(description=_STUDENTS)]
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @field_validator("students")
+    @classmethod
+    def _students_distinct(cls, students: tuple[StudentSpec, ...]) -> tuple[StudentSpec, ...]:
+        if not students:
+            raise ValueError(f"students must be {_STUDENTS}; got []")
+        slugs: dict[str, int] = {}
+        conditions: dict[str, int] = {}
+        for number, student in enumerate(students, start=1):
+            if student.slug in slugs:
+                raise ValueError(
+                    f"students[{number}] repeats students[{slugs[student.slug]}] (same model, "
+                    "method and data_variant); list more seeds in one entry, or set a different "
+                    "size label"
+                )
+            slugs[student.slug] = number
+            if student.in_study:
+                if student.condition in conditions:
+                    raise ValueError(
+                        f"students[{number}] and students[{conditions[student.condition]}] both "
+                        f"enter the study as condition {student.condition!r}; give one a "
+                        "'condition' name of its own or set in_study = false"
+                    )
+                conditions[student.condition] = number
+        return students
+
+
+TABLES = tuple(item.name for item in dataclasses.fields(RunFile))
 
 
 @dataclass(frozen=True)
 class RunConfig:
+    """A checked run file with its paths resolved: what the pipeline runs."""
+
     name: str
     output_dir: Path
     seed: int
@@ -197,8 +432,9 @@ class RunConfig:
     training: TrainingConfig
     students: tuple[StudentSpec, ...]
     study: StudyConfig
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
-    source: dict[str, Any] = field(default_factory=dict, compare=False)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    # The file as read, for the run folder's record; not part of the comparison.
+    source: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
 
 def run_config_load(
@@ -225,232 +461,46 @@ def run_config_load(
 def run_config_from_dict(
     table: Mapping[str, Any], *, base_dir: Path, runs_dir: Path | None = None
 ) -> RunConfig:
-    for key in table:
-        if key not in TABLES:
-            raise ConfigError(f"unknown table [{key}]; accepted tables: {', '.join(TABLES)}")
-    for key in ("data", "teacher"):
-        if key not in table:
-            raise ConfigError(f"the run configuration needs a [{key}] table")
-    run = TomlTable(table.get("run", {}), "run")
-    run.only("name", "output_dir", "seed")
-    name = run.string("name", "")
-    if not _NAME.fullmatch(name):
-        raise ConfigError(
-            f"run.name must be 1-100 letters, digits, '.', '_' or '-' (a folder name), got {name!r}"
-        )
-    output = run.string("output_dir", "")
-    runs = runs_dir if runs_dir is not None else base_dir / "runs"
-    output_dir = _resolve(base_dir, Path(output)) if output else runs / name
-    data = data_config_from_toml(table)
-    data = replace(
-        data,
-        train=_resolve(base_dir, data.train),
-        test=_resolve(base_dir, data.test) if data.test else None,
-    )
-    teacher = teacher_config_from_toml(table)
-    if teacher.source is not None:
-        teacher = replace(teacher, source=_resolve(base_dir, teacher.source))
-    if teacher.prompts_dir is not None:
-        teacher = replace(teacher, prompts_dir=_resolve(base_dir, teacher.prompts_dir))
+    """Check a parsed run file; relative paths resolve against ``base_dir``.
+
+    Examples
+    --------
+    >>> config = run_config_from_dict(
+    ...     {
+    ...         "run": {"name": "t"},
+    ...         "data": {"train": "questions.jsonl"},
+    ...         "teacher": {"backend": "import", "source": "outputs.jsonl"},
+    ...         "students": [{"model": "tiny-t5", "method": "mt", "data_variant": "original"}],
+    ...     },
+    ...     base_dir=Path("/project"),
+    ... )
+    >>> config.output_dir, config.data.train, config.students[0].condition
+    (PosixPath('/project/runs/t'), PosixPath('/project/questions.jsonl'), 'MT:original')
+    """
+    context = {"base_dir": base_dir, "runs_dir": runs_dir}
+    parsed = table_validate(RunFile, table, context=context)
     return RunConfig(
-        name=name,
-        output_dir=output_dir,
-        seed=run.integer("seed", 0),
-        data=data,
-        teacher=teacher,
-        training=training_config_from_toml(table.get("training", {})),
-        students=students_from_toml(table.get("students")),
-        study=study_config_from_toml(table.get("study", {}), base_dir=base_dir),
-        analysis=analysis_config_from_toml(table.get("analysis", {}), base_dir=base_dir),
+        name=parsed.run.name,
+        output_dir=parsed.run.output_dir,
+        seed=parsed.run.seed,
+        data=parsed.data,
+        teacher=parsed.teacher,
+        training=parsed.training,
+        students=parsed.students,
+        study=parsed.study,
+        analysis=parsed.analysis,
         source=dict(table),
     )
 
 
-def training_config_from_toml(section: Any) -> TrainingConfig:
-    t = TomlTable(section, "training")
-    _legacy_batch_check(t)
-    accepted = [item.name for item in fields(TrainingConfig)]
-    t.only(*accepted)
-    defaults = TrainingConfig()
-    tiny = TomlTable(t.section.get("tiny_t5", {}), "training.tiny_t5")
-    tiny_accepted = [item.name for item in fields(TinyT5Config)]
-    tiny.only(*tiny_accepted)
-    tiny_defaults = TinyT5Config()
-    tiny_settings: dict[str, Any] = {
-        name: (
-            tiny.number(name, getattr(tiny_defaults, name))
-            if name == "dropout_rate"
-            else tiny.integer(name, getattr(tiny_defaults, name), minimum=1)
-        )
-        for name in tiny_accepted
-    }
-    tiny_config = TinyT5Config(**tiny_settings)
-    config = TrainingConfig(
-        steps=t.integer("steps", defaults.steps, minimum=1),
-        batch_size=t.integer("batch_size", defaults.batch_size, minimum=1),
-        per_device_batch_size=t.optional_integer("per_device_batch_size", minimum=1),
-        learning_rate=t.number("learning_rate", defaults.learning_rate, positive=True),
-        weight_decay=t.number("weight_decay", defaults.weight_decay),
-        warmup_steps=t.integer("warmup_steps", defaults.warmup_steps, minimum=0),
-        max_grad_norm=t.number("max_grad_norm", defaults.max_grad_norm),
-        mixed_precision=t.choice("mixed_precision", MIXED_PRECISION, defaults.mixed_precision),
-        eval_every=t.integer("eval_every", defaults.eval_every, minimum=1),
-        checkpoint_every=t.integer("checkpoint_every", defaults.checkpoint_every, minimum=1),
-        log_every=t.integer("log_every", defaults.log_every, minimum=1),
-        max_input_length=t.integer("max_input_length", defaults.max_input_length, minimum=8),
-        max_target_length=t.integer("max_target_length", defaults.max_target_length, minimum=8),
-        alpha=t.number("alpha", defaults.alpha),
-        beta=t.number("beta", defaults.beta),
-        gamma=t.number("gamma", defaults.gamma),
-        factual_explanation=t.choice(
-            "factual_explanation", FACTUAL_EXPLANATIONS, defaults.factual_explanation
-        ),
-        counterfactual_answer_only=t.boolean(
-            "counterfactual_answer_only", defaults.counterfactual_answer_only
-        ),
-        selection=t.choice("selection", SELECTIONS, defaults.selection),
-        eval_batch_size=t.integer("eval_batch_size", defaults.eval_batch_size, minimum=1),
-        answer_max_new_tokens=t.integer(
-            "answer_max_new_tokens", defaults.answer_max_new_tokens, minimum=1
-        ),
-        explanation_max_new_tokens=t.integer(
-            "explanation_max_new_tokens", defaults.explanation_max_new_tokens, minimum=1
-        ),
-        max_truncated_fraction=t.fraction(
-            "max_truncated_fraction", defaults.max_truncated_fraction
-        ),
-        validation_limit=t.optional_integer("validation_limit", minimum=1),
-        tiny_t5=tiny_config,
-    )
-    config.objective  # noqa: B018 - checks alpha, beta and gamma now, not at the first step
-    config.batch_split()  # one process at least must be able to run the batch
-    return config
-
-
-def _legacy_batch_check(t: TomlTable) -> None:
-    """Configurations of the former batch keys get told how to say the same thing now."""
-    if "gradient_accumulation_steps" not in t.section:
-        return
-    accumulation = t.integer("gradient_accumulation_steps", 1, minimum=1)
-    per_device = t.integer("batch_size", 8, minimum=1)
-    raise ConfigError(
-        "training.gradient_accumulation_steps is no longer set: training.batch_size now counts "
-        "the examples of one optimiser step over all devices and accumulation steps, and "
-        "training.per_device_batch_size what one device takes per pass (the accumulation "
-        f"follows); for one device, batch_size = {per_device} with gradient_accumulation_steps "
-        f"= {accumulation} is batch_size = {per_device * accumulation} with "
-        f"per_device_batch_size = {per_device}"
-    )
-
-
-def students_from_toml(value: Any) -> tuple[StudentSpec, ...]:
-    if value is None:
-        raise ConfigError("the run configuration needs at least one [[students]] entry")
-    if not isinstance(value, list) or not value:
-        raise ConfigError("[[students]] must be a non-empty array of tables")
-    accepted = [item.name for item in fields(StudentSpec)]
-    students = []
-    for number, item in enumerate(value, start=1):
-        s = TomlTable(item, f"students[{number}]")
-        s.only(*accepted)
-        model = s.string("model", "")
-        if not model:
-            raise ConfigError(
-                f"students[{number}].model is required: {TINY_T5!r}, a Hugging Face model "
-                "name or a local folder"
-            )
-        method = s.choice("method", METHODS, None)
-        variant = s.choice("data_variant", DATA_VARIANTS, None)
-        seeds = s.integers("seeds", [0])
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"students[{number}].seeds lists a seed twice: {seeds}")
-        if any(not 0 <= seed < 2**32 for seed in seeds):
-            # numpy and torch accept only this range; found here, not at the train stage.
-            raise ConfigError(
-                f"students[{number}].seeds must be integers from 0 to 2**32 - 1, got {seeds}"
-            )
-        study_seed = s.integer("study_seed", seeds[0])
-        if study_seed not in seeds:
-            raise ConfigError(
-                f"students[{number}].study_seed = {study_seed} is not one of its seeds; "
-                f"accepted values: {', '.join(map(str, seeds))}"
-            )
-        size = s.string("size", "") or model.rstrip("/").rsplit("/", 1)[-1]
-        condition = s.string("condition", "") or f"{method.upper()}:{variant}"
-        if not _CONDITION.fullmatch(condition):
-            raise ConfigError(
-                f"students[{number}].condition must look like METHOD:variant (e.g. "
-                f"'MT+CF:revised'), got {condition!r}"
-            )
-        students.append(
-            StudentSpec(
-                model=model,
-                method=method,
-                data_variant=variant,
-                seeds=tuple(seeds),
-                size=size,
-                condition=condition,
-                in_study=s.boolean("in_study", True),
-                study_seed=study_seed,
-            )
-        )
-    _check_unique(students)
-    return tuple(students)
-
-
-def _check_unique(students: list[StudentSpec]) -> None:
-    slugs: dict[str, int] = {}
-    conditions: dict[str, int] = {}
-    for number, student in enumerate(students, start=1):
-        if student.slug in slugs:
-            raise ConfigError(
-                f"students[{number}] repeats students[{slugs[student.slug]}] (same model, method "
-                "and data_variant); list more seeds in one entry, or set a different size label"
-            )
-        slugs[student.slug] = number
-        if student.in_study:
-            if student.condition in conditions:
-                raise ConfigError(
-                    f"students[{number}] and students[{conditions[student.condition]}] both "
-                    f"enter the study as condition {student.condition!r}; give one a "
-                    "'condition' name of its own or set in_study = false"
-                )
-            conditions[student.condition] = number
-
-
-def study_config_from_toml(section: Any, *, base_dir: Path) -> StudyConfig:
-    s = TomlTable(section, "study")
-    s.only("slug", "title", "completion_code", "per_condition", "live", "plan")
-    slug = s.string("slug", "demo")
-    if not re.fullmatch(r"[-a-zA-Z0-9_]+", slug):
-        raise ConfigError(f"study.slug must be letters, digits, '-' or '_', got {slug!r}")
-    return StudyConfig(
-        slug=slug,
-        title=s.string("title", "") or None,
-        completion_code=s.string("completion_code", "") or None,
-        per_condition=s.optional_integer("per_condition", minimum=1),
-        live=s.boolean("live", True),
-        plan=_plan_resolve(s.string("plan", ""), "study.plan", base_dir) or None,
-    )
-
-
-def analysis_config_from_toml(section: Any, *, base_dir: Path) -> AnalysisConfig:
-    """``[analysis] plan``: a shipped plan's name or a plan file, checked now, not after training."""
-    a = TomlTable(section, "analysis")
-    a.only("plan")
-    return AnalysisConfig(
-        plan=_plan_resolve(a.string("plan", AnalysisConfig.plan), "analysis.plan", base_dir)
-    )
-
-
-def _plan_resolve(plan: str, key: str, base_dir: Path) -> str:
-    """A shipped plan's name as it is, a plan file as its checked path; "" stays ""."""
+def _plan_resolve(plan: str, key: str, info: ValidationInfo) -> str:
+    """A shipped plan's name as it is, a plan file as its checked path."""
     names = _analysis_plan_names()
-    if not plan or plan in names:
+    if plan in names:
         return plan
-    path = _resolve(base_dir, Path(plan))
+    path = path_resolve(Path(plan), info)
     if path.suffix != ".toml" or not path.is_file():
-        raise ConfigError(
+        raise ValueError(
             f"{key} = {plan!r} is neither a shipped plan nor a plan file; accepted "
             f"values: {', '.join(names)}, or the path of an existing .toml plan file"
         )
@@ -471,8 +521,4 @@ def _analysis_plan_check(path: Path, key: str) -> None:
     try:
         plan_load(path)
     except AnalysisError as error:
-        raise ConfigError(f"{key} {path}: {error}") from None
-
-
-def _resolve(base_dir: Path, path: Path) -> Path:
-    return path if path.is_absolute() else (base_dir / path)
+        raise ValueError(f"{key} {path}: {error}") from None

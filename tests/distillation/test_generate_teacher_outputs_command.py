@@ -83,8 +83,8 @@ def test_the_default_store_is_in_the_run_folder(
 @pytest.mark.parametrize(
     ("teacher", "message"),
     [
-        ('backend = "tgi"', "teacher.backend must be one of hf, openai, import"),
-        ('model = "m"\nbatchsize = 4', "unknown key teacher.batchsize"),
+        ('backend = "tgi"', "teacher.backend must be one of 'hf', 'openai', 'import'"),
+        ('model = "m"\nbatchsize = 4', "unknown key 'teacher.batchsize'"),
         ('backend = "hf"\nmodel = "/no/such/model"', "cannot load teacher model"),
         (
             'backend = "openai"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\nmax_retries = 0',

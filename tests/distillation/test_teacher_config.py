@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from distillation.errors import ConfigError
 from distillation.teacher_config import (
+    MAX_NEW_TOKENS,
     STEPS,
     DataConfig,
     TeacherConfig,
@@ -56,7 +59,7 @@ def test_it_reads_its_tables_from_a_whole_run_file_and_ignores_the_others() -> N
     assert teacher.counterfactuals == 2
     assert teacher.concurrency == 8
     assert teacher.max_new_tokens_for("explain") == 64
-    assert teacher.max_new_tokens_for("revise") == TeacherConfig().max_new_tokens_for("revise")
+    assert teacher.max_new_tokens_for("revise") == MAX_NEW_TOKENS["revise"]
 
 
 def test_it_accepts_the_table_itself() -> None:
@@ -69,21 +72,47 @@ def test_it_accepts_the_table_itself() -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"backend": "vllm", "model": "m"}, r"teacher.backend must be one of hf, openai, import"),
-        ({"model": "m", "temprature": 0.5}, r"unknown key teacher.temprature; accepted keys:"),
-        ({"model": "m", "batch_size": 0}, r"teacher.batch_size must be at least 1"),
-        ({"model": "m", "batch_size": "8"}, r"teacher.batch_size must be an integer"),
-        ({"model": "m", "steps": ["explain", "summarise"]}, r"unknown step 'summarise'"),
+        (
+            {"backend": "vllm", "model": "m"},
+            r"teacher\.backend must be one of 'hf', 'openai', 'import'; got 'vllm'",
+        ),
+        (
+            {"model": "m", "temprature": 0.5},
+            r"unknown key 'teacher\.temprature'; accepted keys in \[teacher\]: backend, ",
+        ),
+        ({"model": "m", "batch_size": 0}, r"teacher\.batch_size must be a whole number ≥ 1; got 0"),
+        (
+            {"model": "m", "batch_size": "8"},
+            r"teacher\.batch_size must be a whole number ≥ 1; got '8'",
+        ),
+        (
+            {"model": "m", "steps": ["explain", "summarise"]},
+            r"teacher\.steps must be a list of any of 'explain', .*; got 'summarise'",
+        ),
         ({"model": "m", "steps": ["explain", "revise"]}, r"'revise' needs 'critique'"),
         ({"model": "m", "max_new_tokens": {"explain": -1}}, r"max_new_tokens.explain must be"),
-        ({"model": "m", "dtype": "int8"}, r"teacher.dtype must be one of auto, float32"),
+        ({"model": "m", "dtype": "int8"}, r"teacher\.dtype must be one of 'auto', 'float32'"),
         ({"backend": "import"}, r"teacher.source is required"),
         ({"backend": "hf"}, r"teacher.model is required"),
         ({"backend": "openai"}, r"teacher.model \(or \$OPENAI_MODEL\) is required"),
-        ({"model": "m", "top_p": 1.5}, r"teacher.top_p must be at most 1"),
+        ({"model": "m", "top_p": 1.5}, r"teacher\.top_p must be a number ≥ 0 and ≤ 1; got 1\.5"),
         (
             {"model": "m", "do_sample": True, "temperature": 0.0},
             r"teacher.temperature must be above 0 when do_sample = true",
+        ),
+        (
+            {"backend": "import", "source": ""},
+            r"^teacher\.source must be a path \(a non-empty string\); got ''$",
+        ),
+        ({"model": "m", "base_url": ""}, r"^teacher\.base_url must be a non-empty string; got ''$"),
+        (
+            {"model": "m", "steps": ["explain", "explain"]},
+            r"^teacher\.steps lists a step twice: \['explain', 'explain'\]$",
+        ),
+        ({"model": "m", "timeout_s": 0}, r"^teacher\.timeout_s must be a number ≥ 0\.001; got 0$"),
+        (
+            {"model": "m", "max_new_tokens": {"explain": 1.5}},
+            r"^teacher\.max_new_tokens\.explain must be a whole number ≥ 1; got 1\.5$",
         ),
     ],
 )
@@ -99,10 +128,15 @@ def test_a_bad_teacher_table_names_the_key_and_accepted_values(
     ("table", "message"),
     [
         ({}, r"data.train is required"),
-        ({"train": "t.jsonl", "format": "csv"}, r"data.format must be one of auto, cos_e"),
+        ({"train": "t.jsonl", "format": "csv"}, r"data\.format must be one of 'auto', 'cos_e'"),
         ({"train": "t.jsonl", "validation_fraction": 1.0}, r"data.validation_fraction must be"),
-        ({"train": "t.jsonl", "train_limit": 0}, r"data.train_limit must be at least 1"),
-        ({"train": "t.jsonl", "shuffle": True}, r"unknown key data.shuffle"),
+        (
+            {"train": "t.jsonl", "train_limit": 0},
+            r"data\.train_limit must be a whole number ≥ 1; got 0",
+        ),
+        ({"train": "t.jsonl", "shuffle": True}, r"unknown key 'data\.shuffle'"),
+        ({"train": ""}, r"^data\.train must be a path \(a non-empty string\); got ''$"),
+        ({"train": 3}, r"^data\.train must be a path; got 3$"),
     ],
 )
 def test_a_bad_data_table_names_the_key(table: dict[str, object], message: str) -> None:
@@ -122,3 +156,17 @@ def test_an_import_teacher_does_not_build_a_generating_backend() -> None:
 
     with pytest.raises(ConfigError, match="does not generate; use 'hf' or 'openai'"):
         teacher_backend_build(TeacherConfig(backend="import", source=Path("outputs.jsonl")))
+
+
+def test_a_teacher_built_in_code_is_checked_like_one_read_from_a_file() -> None:
+    with pytest.raises(ValidationError, match=r"teacher\.model is required"):
+        TeacherConfig(backend="hf")
+    teacher = TeacherConfig(model="m", steps=("counterfactual", "explain"))
+    assert teacher.steps == ("explain", "counterfactual")
+    with pytest.raises(FrozenInstanceError):
+        teacher.model = "other"  # type: ignore[misc]
+
+
+def test_a_table_that_is_not_a_table_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"\[teacher\] must be a table"):
+        teacher_config_from_toml({"teacher": "hf"})
