@@ -53,7 +53,6 @@ from studyapp import selectors  # noqa: E402
 from studyapp.models import (  # noqa: E402
     Assignment,
     AttentionCheckResponse,
-    Dimension,
     Explanation,
     Participant,
     Rating,
@@ -62,6 +61,7 @@ from studyapp.participation import queries  # noqa: E402
 from studyapp.participation.services import participant_start  # noqa: E402
 from studyapp.studies.services import study_create_from_explanations  # noqa: E402
 from studyformats.explanations import ExplanationRecord  # noqa: E402
+from studyformats.questionnaire import PLAIN_5  # noqa: E402
 
 # Server CPU per rated item measured by request_cost.py (150 questions, one worker): the
 # scale against which a statement's gain is judged.
@@ -192,7 +192,7 @@ def statements(participant: Participant) -> dict[str, dict[str, Callable[[], Any
             shown_at=now
         )
 
-    values = dict.fromkeys(Dimension.values, 3)
+    values = dict.fromkeys(PLAIN_5.keys, 3)
 
     def ratings_hand() -> None:
         with transaction.atomic():

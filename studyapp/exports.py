@@ -22,14 +22,14 @@ from django.db.models.functions import Length
 from django.http import HttpResponse
 from django.utils import timezone
 
-from studyapp.models import Assignment, Dimension, ParticipantDemographics, Rating, Study
+from studyapp.models import Assignment, ParticipantDemographics, Rating, Study
+from studyformats.questionnaire import PLAIN_5
 
 # The ratings CSV's escaping is defined once, beside its reader: what the export writes, the
 # analysis reads back unchanged.
 from studyformats.ratings import cell_escape
 
-# Computed once: Dimension.values rebuilds its list on every access.
-DIMENSIONS: tuple[str, ...] = tuple(Dimension.values)
+DIMENSIONS: tuple[str, ...] = PLAIN_5.keys
 RATINGS_COLUMNS: tuple[str, ...] = (
     "participant",
     "study",

@@ -1,4 +1,4 @@
-"""Participant-facing forms: the Prolific link, consent and the five-row Likert rating."""
+"""Participant-facing forms: the Prolific link, consent and one rating row per dimension."""
 
 from __future__ import annotations
 
@@ -6,13 +6,8 @@ from typing import Any
 
 from django import forms
 
-from studyapp.models import (
-    DIMENSION_STATEMENTS,
-    LIKERT_LABELS,
-    PROLIFIC_ID_MESSAGE,
-    PROLIFIC_ID_PATTERN,
-    Dimension,
-)
+from studyapp.models import PROLIFIC_ID_MESSAGE, PROLIFIC_ID_PATTERN
+from studyformats.questionnaire import PLAIN_5, Questionnaire
 
 
 class EntryForm(forms.Form):
@@ -47,29 +42,33 @@ class ConsentForm(forms.Form):
 
 
 class RatingForm(forms.Form):
-    """One required 1–5 choice per dimension, plus the step the page was shown for."""
+    """One required choice on the questionnaire's scale per dimension, plus the step the page
+    was shown for. Messages name the statement the participant sees."""
 
     step = forms.RegexField(regex=r"\A(item|check)-[0-9]{1,3}\Z")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, questionnaire: Questionnaire = PLAIN_5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for dimension in Dimension:
-            self.fields[dimension.value] = forms.TypedChoiceField(
-                label=DIMENSION_STATEMENTS[dimension],
-                choices=list(LIKERT_LABELS.items()),
+        self.questionnaire = questionnaire
+        scale = questionnaire.scale
+        choices = [(n, scale.label_of(n) or str(n)) for n in range(1, scale.points + 1)]
+        for dimension in questionnaire.dimensions:
+            self.fields[dimension.key] = forms.TypedChoiceField(
+                label=dimension.statement,
+                choices=choices,
                 coerce=int,
                 widget=forms.RadioSelect,
                 error_messages={
-                    "required": f"Please choose an answer for “{dimension.label}”.",
+                    "required": f"Please choose an answer for “{dimension.statement}”",
                     "invalid_choice": (
-                        f"“{dimension.label}” needs a value from 1 (strongly disagree) "
-                        "to 5 (strongly agree)."
+                        f"Please choose one of the {scale.points} answers for "
+                        f"“{dimension.statement}”"
                     ),
                 },
             )
 
     def rows(self) -> list[forms.BoundField]:
-        return [self[dimension.value] for dimension in Dimension]
+        return [self[key] for key in self.questionnaire.keys]
 
     def values(self) -> dict[str, int]:
-        return {dimension.value: self.cleaned_data[dimension.value] for dimension in Dimension}
+        return {key: self.cleaned_data[key] for key in self.questionnaire.keys}

@@ -1,8 +1,11 @@
 """The explanation-rating study: its item pool, its participants and what they answered.
 
 Integrity rules that must survive concurrent requests (one participant per Prolific ID,
-no question twice for one participant, one rating per dimension, values 1–5) are database
-constraints, so a race or a replayed form can never store a duplicate or an invalid value.
+no question twice for one participant, one rating per dimension) are database constraints,
+so a race or a replayed form can never store a duplicate. A rating's value is checked against
+its study's questionnaire on the one path that writes ratings
+(``studyapp.participation.services.item_submit``), inside the 1–11 any scale allows, which the
+database holds too.
 """
 
 from __future__ import annotations
@@ -16,61 +19,21 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
+from studyformats.questionnaire import (
+    PLAIN_5,
+    SCALE_MAX_POINTS,
+    QuestionnaireError,
+    questionnaire_from_data,
+)
+from studyformats.questionnaire import Questionnaire as QuestionnaireDocument
+
+# Any questionnaire's scale lies within these; a study's own scale is its questionnaire's.
 LIKERT_MIN = 1
-LIKERT_MAX = 5
-LIKERT_LABELS: dict[int, str] = {
-    1: "Strongly disagree",
-    2: "Disagree",
-    3: "Neither agree nor disagree",
-    4: "Agree",
-    5: "Strongly agree",
-}
+LIKERT_MAX = SCALE_MAX_POINTS
 
-
-class Dimension(models.TextChoices):
-    """The five rated qualities of an explanation, in the order participants see them."""
-
-    PLAUSIBILITY = "plausibility", "Plausibility"
-    UNDERSTANDABILITY = "understandability", "Understandability"
-    COMPLETENESS = "completeness", "Completeness"
-    SATISFACTION = "satisfaction", "Satisfaction"
-    CONTRASTIVENESS = "contrastiveness", "Contrastiveness"
-
-
-# One statement a dimension, rated from "strongly disagree" to "strongly agree".
-DIMENSION_STATEMENTS: dict[str, str] = {
-    Dimension.PLAUSIBILITY: "The explanation is plausible: its reasons could well be true.",
-    Dimension.UNDERSTANDABILITY: "The explanation is easy to understand.",
-    Dimension.COMPLETENESS: (
-        "The explanation is complete: it gives everything needed to support the answer."
-    ),
-    Dimension.SATISFACTION: "I am satisfied with this explanation of the answer.",
-    Dimension.CONTRASTIVENESS: (
-        "The explanation says why this answer was chosen rather than the other choices."
-    ),
-}
-
-# What the instructions page says each dimension means.
-DIMENSION_DEFINITIONS: dict[str, str] = {
-    Dimension.PLAUSIBILITY: (
-        "Could the reasons given be true? A plausible explanation says nothing false or "
-        "far-fetched about the world."
-    ),
-    Dimension.UNDERSTANDABILITY: (
-        "Is it clear and easy to read? Judge the wording, not whether you agree with it."
-    ),
-    Dimension.COMPLETENESS: (
-        "Does it give all the reasons needed to support the answer, with no important step missing?"
-    ),
-    Dimension.SATISFACTION: (
-        "Overall, would this explanation satisfy you if you had asked why this is the answer?"
-    ),
-    Dimension.CONTRASTIVENESS: (
-        "Does it say why this answer fits better than the other choices, not only why it fits?"
-    ),
-}
 
 DEFAULT_CONSENT_TEXT = """\
 This study is run by researchers who study how computer programs explain their answers to \
@@ -126,6 +89,101 @@ def completion_code_new() -> str:
     return secrets.token_hex(4).upper()
 
 
+class QuestionnaireFrozenError(StudyConflictError):
+    """A change to a questionnaire version that a study with participants already uses."""
+
+
+class Questionnaire(models.Model):
+    """One version of a questionnaire: what participants rate, on which scale, with which checks.
+
+    ``definition`` holds the document (``studyformats.questionnaire``) as JSON. A version is
+    frozen when a study that uses it admits its first participant; from then on it never
+    changes, and a changed document is saved as the next version.
+    """
+
+    name = models.SlugField(max_length=60)
+    version = models.PositiveIntegerField(default=1)
+    title = models.CharField(max_length=200, blank=True)
+    definition = models.JSONField()
+    frozen_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a study using this version admitted its first participant.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "version"], name="questionnaire_unique_version"
+            ),
+            models.CheckConstraint(
+                condition=Q(version__gte=1), name="questionnaire_version_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and "definition" in (kwargs.get("update_fields") or ["definition"]):
+            stored = Questionnaire.objects.filter(pk=self.pk).values("definition", "frozen_at")
+            row = stored.first()
+            if (
+                row is not None
+                and row["frozen_at"] is not None
+                and row["definition"] != self.definition
+            ):
+                raise QuestionnaireFrozenError(
+                    f"questionnaire {self} is used by a study that has participants; save the "
+                    "change as a new version"
+                )
+        self.title = self.document.title
+        super().save(*args, **kwargs)
+
+    @property
+    def document(self) -> QuestionnaireDocument:
+        """The validated document, parsed once per process for a saved version."""
+        if self.pk is None:
+            return questionnaire_from_data(self.definition, source=self.name or "questionnaire")
+        found = _documents.get(self.pk)
+        if found is None or found[0] != self.definition:
+            parsed = questionnaire_from_data(self.definition, source=str(self))
+            _documents[self.pk] = found = (self.definition, parsed)
+        return found[1]
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.frozen_at is not None
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        try:
+            document = questionnaire_from_data(self.definition, source="definition")
+        except QuestionnaireError as exc:
+            raise ValidationError({"definition": str(exc)}) from None
+        if document.name != self.name:
+            raise ValidationError({"name": f"the document is named '{document.name}'"})
+
+
+# Parsed documents by questionnaire id, with the definition they were parsed from: a
+# participant page needs its study's questionnaire on every request, and a version that
+# participants see never changes. A saved or deleted version is dropped (see the signals
+# below), so an id used again (a test database rolled back) is parsed afresh.
+_documents: dict[int, tuple[Any, QuestionnaireDocument]] = {}
+
+
+def _document_forget(sender: type[models.Model], instance: Questionnaire, **kwargs: Any) -> None:
+    _documents.pop(instance.pk, None)
+
+
+post_save.connect(_document_forget, sender=Questionnaire, dispatch_uid="questionnaire-saved")
+post_delete.connect(_document_forget, sender=Questionnaire, dispatch_uid="questionnaire-deleted")
+
+
 class Study(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -163,6 +221,15 @@ class Study(models.Model):
         ],
         help_text="The study's id on Prolific. When set, only links carrying this STUDY_ID "
         "are admitted; blank: not checked.",
+    )
+    questionnaire = models.ForeignKey(
+        Questionnaire,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="studies",
+        help_text="What participants rate; empty: the default questionnaire, plain-5. Fixed "
+        "once the study has participants.",
     )
     consent_text = models.TextField(default=DEFAULT_CONSENT_TEXT)
     instructions_text = models.TextField(default=DEFAULT_INSTRUCTIONS_TEXT)
@@ -228,6 +295,17 @@ class Study(models.Model):
                 kwargs["update_fields"] = {*update_fields, "plan_frozen_at"}
         super().save(*args, **kwargs)
         self._plan_stored = self._plan_state()
+
+    @property
+    def questionnaire_document(self) -> QuestionnaireDocument:
+        """The study's questionnaire; the default one (plain-5) when none is set. Read from
+        the per-process cache, so a participant page costs no query for it after the first."""
+        if self.questionnaire_id is None:
+            return PLAIN_5
+        found = _documents.get(self.questionnaire_id)
+        if found is not None:
+            return found[1]
+        return self.questionnaire.document if self.questionnaire else PLAIN_5
 
     @classmethod
     def from_db(cls, *args: Any, **kwargs: Any) -> Study:
@@ -471,8 +549,10 @@ class Assignment(models.Model):
 
 
 class Rating(models.Model):
+    """One rated dimension of an item: the dimension's key in the study's questionnaire."""
+
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="ratings")
-    dimension = models.CharField(max_length=20, choices=Dimension.choices)
+    dimension = models.CharField(max_length=40)
     value = models.PositiveSmallIntegerField()
 
     class Meta:
@@ -481,10 +561,8 @@ class Rating(models.Model):
             models.UniqueConstraint(
                 fields=["assignment", "dimension"], name="rating_unique_dimension"
             ),
-            _likert_range("value", name="rating_value_1_to_5"),
-            models.CheckConstraint(
-                condition=Q(dimension__in=Dimension.values), name="rating_dimension_known"
-            ),
+            _likert_range("value", name="rating_value_in_any_scale"),
+            models.CheckConstraint(condition=~Q(dimension=""), name="rating_dimension_named"),
         ]
 
     def __str__(self) -> str:
@@ -513,7 +591,7 @@ class AttentionCheckResponse(models.Model):
             models.UniqueConstraint(
                 fields=["participant", "before_position"], name="attention_check_unique_position"
             ),
-            _likert_range("instructed_value", name="attention_check_value_1_to_5"),
+            _likert_range("instructed_value", name="attention_check_value_in_any_scale"),
             models.CheckConstraint(
                 condition=Q(answered_at__isnull=True) | Q(passed__isnull=False),
                 name="attention_check_answered_has_result",

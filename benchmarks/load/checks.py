@@ -59,14 +59,8 @@ def study_check(*, slug: str, acks: list[Ack], pids: list[str]) -> dict[str, Any
     """Compare the database with what the participants were told; return counts of problems."""
     from django.db.models import Count
 
-    from studyapp.models import (
-        Assignment,
-        AttentionCheckResponse,
-        Dimension,
-        Participant,
-        Rating,
-        Study,
-    )
+    from studyapp.models import Assignment, AttentionCheckResponse, Participant, Rating, Study
+    from studyformats.questionnaire import PLAIN_5
 
     study = Study.objects.get(slug=slug)
     participants = {p.prolific_pid: p for p in Participant.objects.filter(study=study)}
@@ -123,7 +117,7 @@ def study_check(*, slug: str, acks: list[Ack], pids: list[str]) -> dict[str, Any
     partial = sum(
         1
         for a in assignments.values()
-        if (a.answered_at is not None) != (len(ratings.get(a.pk, {})) == len(Dimension))
+        if (a.answered_at is not None) != (len(ratings.get(a.pk, {})) == len(PLAIN_5.keys))
     )
     completed = sum(p.status == Participant.Status.COMPLETED for p in participants.values())
     return {

@@ -21,18 +21,11 @@ from django.utils import timezone
 
 from studyapp import selectors
 from studyapp.allocation import PoolItem, items_choose
-from studyapp.models import (
-    LIKERT_MAX,
-    LIKERT_MIN,
-    Assignment,
-    AttentionCheckResponse,
-    Dimension,
-    Participant,
-    Study,
-)
+from studyapp.models import Assignment, AttentionCheckResponse, Participant, Questionnaire, Study
 from studyapp.participation import queries
 from studyapp.participation.binding import Binding
-from studyapp.studies.services import study_lock
+from studyapp.studies.services import questionnaire_default, study_lock
+from studyformats.questionnaire import Questionnaire as QuestionnaireDocument
 
 
 class StudyUnavailableError(Exception):
@@ -46,6 +39,9 @@ class StudyUnavailableError(Exception):
 
 class RecordOutcome(enum.Enum):
     RECORDED = "recorded"
+    # Answers that do not fit the study's questionnaire (a row missing, a value off its
+    # scale, not a number): nothing was written.
+    INVALID = "invalid"
     # A replayed or duplicate submission of an answered step: nothing was written.
     ALREADY_RECORDED = "already_recorded"
     # A step that is not the participant's current one (for example a page kept open in
@@ -148,6 +144,7 @@ def participant_start(
         )
         if chosen is None:
             raise StudyUnavailableError("full")
+        questionnaire_freeze(study=locked, now=now)
         participant = Participant.objects.create(
             study=locked,
             prolific_pid=prolific_pid,
@@ -177,18 +174,31 @@ def _items_assign(*, participant: Participant, chosen: list[PoolItem], rng: rand
 def _attention_checks_place(
     *, participant: Participant, item_count: int, rng: random.Random
 ) -> None:
-    # Checks go between rated items (never before the first), so every check is preceded
-    # by real work and cannot be told apart from an item by its place.
-    places = range(2, item_count + 1)
+    # Checks go between rated items, never before the questionnaire's ``first_after`` items,
+    # so every check is preceded by real work and cannot be told apart from an item by its
+    # place. Each asks for a labelled point of the scale (as the questionnaire allows).
+    questionnaire = participant.study.questionnaire_document
+    places = range(questionnaire.attention_checks.first_after + 1, item_count + 1)
+    values = questionnaire.check_values()
     count = min(participant.study.attention_checks, len(places))
     AttentionCheckResponse.objects.bulk_create(
         AttentionCheckResponse(
-            participant=participant,
-            before_position=place,
-            instructed_value=rng.randint(LIKERT_MIN, LIKERT_MAX),
+            participant=participant, before_position=place, instructed_value=rng.choice(values)
         )
         for place in sorted(rng.sample(places, count))
     )
+
+
+def questionnaire_freeze(*, study: Study, now: datetime) -> None:
+    """Fix the study's questionnaire as its first participant arrives: a study without one
+    gets the default (plain-5), and the version is frozen, so it never changes under the
+    participants who rate with it. Called with the study's row locked."""
+    questionnaire_id = study.questionnaire_id
+    if questionnaire_id is None:
+        study.questionnaire = questionnaire_default()
+        study.save(update_fields=["questionnaire"])
+        questionnaire_id = study.questionnaire.pk
+    Questionnaire.objects.filter(pk=questionnaire_id, frozen_at__isnull=True).update(frozen_at=now)
 
 
 def participant_decline(
@@ -240,7 +250,8 @@ class Submission:
     # As stored after the submission: status, completion time, attention failures.
     participant: Participant
     # The first step still unanswered (None: all answered, or no longer answering). After a
-    # submission that was not recorded it is None when it was not read again.
+    # submission that was not recorded it is None when it was not read again; after INVALID
+    # answers it is the step they were for.
     following: queries.Step | None
 
 
@@ -249,7 +260,7 @@ def item_submit(
     binding: Binding,
     slug: str,
     step_token: str,
-    values: Mapping[str, int],
+    values: Mapping[str, object],
     show_following: bool = False,
     now: datetime | None = None,
 ) -> Submission | None:
@@ -261,11 +272,14 @@ def item_submit(
     double submit or a replayed form is written exactly once. An attention check is recorded
     as passed or failed, never as ratings.
 
+    ``values`` are the answers as sent, by dimension key (numbers or their text); they are
+    checked against the study's questionnaire, read from the row already locked, so a value
+    outside its scale or a missing row is never stored (outcome ``INVALID``).
+
     The steps are read once, under the lock, and the step that follows is worked out from
     them; with ``show_following`` its clock starts in the same transaction, for a caller
     that shows it in the same response.
     """
-    _values_check(values)
     if binding.participant is None:
         return None
     now = now or timezone.now()
@@ -290,7 +304,7 @@ def item_submit(
 
 
 def _step_answer(
-    participant: Participant, step_token: str, values: Mapping[str, int], *, now: datetime
+    participant: Participant, step_token: str, answers: Mapping[str, object], *, now: datetime
 ) -> tuple[RecordOutcome, queries.Step | None]:
     steps = queries.participant_steps(participant)
     unanswered = [s for s in steps if s.answered_at is None]
@@ -299,6 +313,9 @@ def _step_answer(
         answered = any(s.token == step_token and s.answered_at is not None for s in steps)
         outcome = RecordOutcome.ALREADY_RECORDED if answered else RecordOutcome.NOT_CURRENT
         return outcome, step
+    values = values_parse(answers, participant.study.questionnaire_document)
+    if values is None:
+        return RecordOutcome.INVALID, step
     if step.check is not None:
         outcome = _check_answer(participant, step.check, values, now=now)
     else:
@@ -316,12 +333,32 @@ def _step_answer(
     return outcome, unanswered[1]
 
 
-def _values_check(values: Mapping[str, int]) -> None:
-    if set(values) != set(Dimension.values):
-        raise ValueError(f"ratings must cover exactly the dimensions {Dimension.values}")
-    for dimension, value in values.items():
-        if not LIKERT_MIN <= value <= LIKERT_MAX:
-            raise ValueError(f"{dimension}: {value} is outside {LIKERT_MIN}–{LIKERT_MAX}")
+def values_parse(
+    answers: Mapping[str, object], questionnaire: QuestionnaireDocument
+) -> dict[str, int] | None:
+    """One whole number on the questionnaire's scale for each of its dimensions, or None.
+
+    Other keys (a form's token fields) are ignored.
+
+    Examples
+    --------
+    >>> from studyformats.questionnaire import PLAIN_5
+    >>> values_parse(dict.fromkeys(PLAIN_5.keys, "4"), PLAIN_5) == dict.fromkeys(PLAIN_5.keys, 4)
+    True
+    >>> values_parse(dict.fromkeys(PLAIN_5.keys, 6), PLAIN_5) is None
+    True
+    """
+    points = questionnaire.scale.points
+    values: dict[str, int] = {}
+    for key in questionnaire.keys:
+        raw = answers.get(key)
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            return None
+        text = str(raw).strip()
+        if not text.isdigit() or not 1 <= int(text) <= points:
+            return None
+        values[key] = int(text)
+    return values
 
 
 def _assignment_answer(

@@ -8,8 +8,9 @@ posts an item the view answers with the next item's partial.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from functools import cache, wraps
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -25,17 +26,11 @@ from django_htmx.middleware import HtmxDetails
 from studyapp import selectors
 from studyapp.forms import ConsentForm, EntryForm, RatingForm
 from studyapp.middleware import participant_body_limited
-from studyapp.models import (
-    DIMENSION_DEFINITIONS,
-    DIMENSION_STATEMENTS,
-    LIKERT_LABELS,
-    Dimension,
-    Participant,
-    Study,
-)
+from studyapp.models import Participant, Study
 from studyapp.participation import queries, services
 from studyapp.participation.binding import Binding, Bindings, bindings_read, bindings_store
 from studyapp.ratelimit import client_address, participant_start_counter
+from studyformats.questionnaire import Questionnaire
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -230,7 +225,7 @@ def _arrivals_limited(request: HtmxHttpRequest, study: Study, pid: str) -> HttpR
 def instructions(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status != Participant.Status.ACTIVE:
         return _continue(request, study, participant)
-    statements = [(d.label, DIMENSION_STATEMENTS[d], DIMENSION_DEFINITIONS[d]) for d in Dimension]
+    questionnaire = study.questionnaire_document
     # Back (or a bookmark) can bring a participant here mid-study: the button then says
     # "Continue" rather than promising the first item.
     started = (
@@ -241,7 +236,7 @@ def instructions(request: HtmxHttpRequest, study: Study, participant: Participan
         request,
         "instructions.html",
         study,
-        statements=statements,
+        questionnaire=questionnaire,
         item_total=participant.assignments.count(),
         started=started,
     )
@@ -257,30 +252,35 @@ def _step_show(request: HtmxHttpRequest, study: Study, participant: Participant)
 
 
 _step_get = participant_page(_step_show)
+STEP_TOKEN = re.compile(r"(item|check)-[0-9]{1,3}")
 
 
 @require_http_methods(["GET", "POST"])
 @never_cache
 @participant_body_limited
 def step(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    """The current item or attention check; a POST answers it and moves on."""
+    """The current item or attention check; a POST answers it and moves on.
+
+    The answers are checked against the study's questionnaire by ``item_submit``, which
+    reads the study with the participant, so a valid answer costs no read of its own.
+    """
     if request.method != "POST":
         return _step_get(request, slug)
-    form = RatingForm(request.POST)
     binding = bindings_read(request).get(slug)
-    if form.is_valid() and binding is not None:
+    token = request.POST.get("step", "")
+    if binding is not None and STEP_TOKEN.fullmatch(token):
         submission = services.item_submit(
             binding=binding,
             slug=slug,
-            step_token=form.cleaned_data["step"],
-            values=form.values(),
+            step_token=token,
+            values=request.POST,
             show_following=bool(request.htmx),
         )
         if submission is not None:
             return _htmx_reloaded(request, _step_submitted(request, submission))
 
     def refused(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
-        return _step_refused(request, study, participant, form)
+        return _step_refused(request, study, participant)
 
     return _participant_respond(request, slug, _bound_participant(binding, slug), refused)
 
@@ -290,6 +290,12 @@ def _step_submitted(request: HtmxHttpRequest, submission: services.Submission) -
     study = participant.study
     if submission.outcome is None or participant.status != Participant.Status.ACTIVE:
         return _after_step(request, study, participant)
+    if submission.outcome is services.RecordOutcome.INVALID and submission.following is not None:
+        # The same step again with the messages; nothing was saved.
+        form = _rating_form(study, request.POST)
+        form.is_valid()
+        status = 200 if request.htmx else 400
+        return _step_render(request, study, submission.following, form, status=status)
     stale = submission.outcome is not services.RecordOutcome.RECORDED
     if not request.htmx:
         # Post/redirect/get: a reload after submitting re-shows the page, never re-posts.
@@ -302,16 +308,19 @@ def _step_submitted(request: HtmxHttpRequest, submission: services.Submission) -
     return _step_render(request, study, following, stale=stale)
 
 
-def _step_refused(
-    request: HtmxHttpRequest, study: Study, participant: Participant, form: RatingForm
-) -> HttpResponse:
-    """A form that was not stored: the current step again, with its messages if it was this one."""
+def _rating_form(study: Study, data: Any = None) -> RatingForm:
+    return RatingForm(data, questionnaire=study.questionnaire_document)
+
+
+def _step_refused(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
+    """A form that could not be matched to a step: the current step again, with its messages."""
     if participant.status != Participant.Status.ACTIVE or participant.is_expired():
         return _after_step(request, study, participant)
     current = queries.participant_current_step(participant)
     if current is None:
         return _after_step(request, study, participant)
-    if "step" in form.errors or form.data.get("step") == current.token:
+    form = _rating_form(study, request.POST)
+    if not form.is_valid() or form.data.get("step") == current.token:
         # Same item again with the messages; nothing is saved.
         return _step_render(request, study, current, form, status=200 if request.htmx else 400)
     # Incomplete answers to a page that is no longer current (an old tab): show the
@@ -319,19 +328,25 @@ def _step_refused(
     return _step_render(request, study, current, stale=True)
 
 
-def _likert_blank_render() -> str:
-    return render_to_string(
-        "studyapp/_likert_rows.html", {"form": RatingForm(), "likert_labels": LIKERT_LABELS}
+# The rating rows with nothing chosen are the same on every item page of a questionnaire,
+# so they are drawn once per process and questionnaire (except in development, where
+# templates are edited while the server runs). Each entry keeps its questionnaire, so the
+# questionnaire's id() cannot be taken by another one while the entry exists.
+_likert_blanks: dict[int, tuple[Questionnaire, str]] = {}
+
+
+def _likert_blank(questionnaire: Questionnaire) -> str:
+    found = _likert_blanks.get(id(questionnaire))
+    if found is not None and found[0] is questionnaire and not settings.DEBUG:
+        return found[1]
+    html = render_to_string(
+        "studyapp/_likert_rows.html",
+        {"form": RatingForm(questionnaire=questionnaire), "questionnaire": questionnaire},
     )
-
-
-_likert_blank_cached = cache(_likert_blank_render)
-
-
-def _likert_blank() -> str:
-    """The five rating rows with nothing chosen: the same on every item page, so drawn once
-    per process (except in development, where templates are edited while the server runs)."""
-    return _likert_blank_render() if settings.DEBUG else _likert_blank_cached()
+    if len(_likert_blanks) > 64:
+        _likert_blanks.clear()
+    _likert_blanks[id(questionnaire)] = (questionnaire, html)
+    return html
 
 
 def _step_render(
@@ -346,10 +361,13 @@ def _step_render(
     """The page (or, for htmx, the partial) of ``current``; ``form`` is a refused submission
     to show with its messages, None for a fresh page."""
     services.step_mark_shown(step=current)
+    questionnaire = study.questionnaire_document
     instructed = None
     if current.check is not None:
         value = current.check.instructed_value
-        instructed = {"value": value, "label": LIKERT_LABELS[value]}
+        label = questionnaire.scale.label_of(value) or str(value)
+        instruction = questionnaire.attention_checks.instruction.replace("{label}", label)
+        instructed = {"value": value, "label": label, "instruction": instruction}
     template = "_step.html" if request.htmx else "step.html"
     return _page(
         request,
@@ -360,9 +378,9 @@ def _step_render(
         form=form,
         instructed=instructed,
         stale_message=STALE_MESSAGE if stale else None,
-        likert_labels=LIKERT_LABELS,
+        questionnaire=questionnaire,
         # A refused form is drawn with its choices and messages; a fresh one is always alike.
-        likert_blank=None if form is not None else _likert_blank(),
+        likert_blank=None if form is not None else _likert_blank(questionnaire),
     )
 
 

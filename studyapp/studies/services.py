@@ -25,10 +25,13 @@ from studyapp.models import (
     Participant,
     ParticipantExclusion,
     Question,
+    Questionnaire,
     Study,
     StudyConflictError,
 )
 from studyformats.explanations import ExplanationRecord
+from studyformats.questionnaire import PLAIN_5, QuestionnaireError, questionnaire_read
+from studyformats.questionnaire import Questionnaire as QuestionnaireDocument
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,6 +47,91 @@ class StudyImportError(Exception):
     """An explanations file, plan or study setting that cannot be imported; nothing was."""
 
 
+def questionnaire_default() -> Questionnaire:
+    """The default questionnaire (plain-5), stored on first use: its latest version."""
+    found = Questionnaire.objects.filter(name=PLAIN_5.name).order_by("-version").first()
+    if found is not None:
+        return found
+    stored, _ = questionnaire_import(PLAIN_5)
+    return stored
+
+
+def questionnaire_import(document: QuestionnaireDocument) -> tuple[Questionnaire, bool]:
+    """Store ``document`` under its name; return the version it is stored as, and whether
+    anything was written.
+
+    The same document again changes nothing. A changed document updates the latest version
+    while no study with participants uses it, and becomes the next version otherwise, so a
+    questionnaire never changes under the participants who rate with it.
+    """
+    data = document.as_data()
+    with transaction.atomic():
+        latest = (
+            Questionnaire.objects.select_for_update()
+            .filter(name=document.name)
+            .order_by("-version")
+            .first()
+        )
+        if latest is not None and latest.definition == data:
+            return latest, False
+        if latest is not None and latest.frozen_at is None:
+            latest.definition = data
+            latest.save()
+            return latest, True
+        version = latest.version + 1 if latest is not None else 1
+        created = Questionnaire(name=document.name, version=version, definition=data)
+        created.save()
+        return created, True
+
+
+def questionnaire_find(spec: str | Path) -> Questionnaire:
+    """A stored questionnaire by NAME or NAME@VERSION (the latest version without one), or
+    a .toml/.json file, imported first. Raises ``StudyImportError`` saying what is wrong."""
+    text = str(spec)
+    if isinstance(spec, Path) or text.endswith((".toml", ".json")):
+        try:
+            document = questionnaire_read(Path(text))
+        except QuestionnaireError as exc:
+            raise StudyImportError(str(exc)) from None
+        return questionnaire_import(document)[0]
+    name, _, version = text.partition("@")
+    found = Questionnaire.objects.filter(name=name)
+    if version:
+        if not version.isdigit():
+            raise StudyImportError(f"questionnaire '{text}': the version after '@' is a number")
+        found = found.filter(version=int(version))
+    stored = found.order_by("-version").first()
+    if stored is None and name == PLAIN_5.name and not version:
+        return questionnaire_default()
+    if stored is None:
+        names = sorted(set(Questionnaire.objects.values_list("name", flat=True)) | {PLAIN_5.name})
+        raise StudyImportError(
+            f"no questionnaire '{text}'; stored: {', '.join(names)} (or give a .toml or .json file)"
+        )
+    return stored
+
+
+def study_questionnaire_set(*, study: Study, questionnaire: Questionnaire) -> bool:
+    """Make ``questionnaire`` the study's; False when it already is.
+
+    Refused (``StudyConflictError``) once the study has participants: their questions may
+    not change, so a study that needs other questions is a new study.
+    """
+    with transaction.atomic():
+        locked = study_lock(study)
+        if locked.questionnaire_id == questionnaire.pk:
+            return False
+        if locked.participants.exists():
+            raise StudyConflictError(
+                f"study '{locked.slug}' already has participants; its questionnaire "
+                f"({locked.questionnaire or PLAIN_5.name}) can no longer change"
+            )
+        locked.questionnaire = questionnaire
+        locked.save(update_fields=["questionnaire"])
+    study.questionnaire = questionnaire
+    return True
+
+
 def study_import_file(
     *,
     slug: str,
@@ -53,14 +141,19 @@ def study_import_file(
     per_condition: int | None = None,
     live: bool = False,
     plan: AnalysisPlan | str | Path | None = None,
+    questionnaire: Questionnaire | str | Path | None = None,
 ) -> tuple[Study, int]:
     """Validate the whole file, then import it; return the study and how many explanations were new.
 
     ``plan`` is the analysis plan to register: a plan, a shipped plan's name or a TOML
-    file's path (None: leave the study's plan as it is). Raises ``StudyImportError`` with every
-    problem of the file, a plan that cannot be read, or a change to a frozen plan, and
-    imports nothing then.
+    file's path (None: leave the study's plan as it is). ``questionnaire`` is a stored one,
+    its NAME or NAME@VERSION, or a .toml/.json file (None: leave the study's as it is; a new
+    study gets plain-5). Raises ``StudyImportError`` with every problem of the file, a plan
+    or questionnaire that cannot be read, or a change to a frozen plan or to the
+    questionnaire of a study with participants, and imports nothing then.
     """
+    if questionnaire is not None and not isinstance(questionnaire, Questionnaire):
+        questionnaire = questionnaire_find(questionnaire)
     if plan is not None and not isinstance(plan, AnalysisPlan):
         try:
             plan = plan_load(plan)
@@ -86,6 +179,7 @@ def study_import_file(
             per_condition=per_condition,
             live=live,
             plan=plan,
+            questionnaire=questionnaire,
         )
     except StudyConflictError as exc:
         raise StudyImportError(f"{path}: nothing was imported: {exc}") from None
@@ -111,6 +205,7 @@ def study_create_from_explanations(
     per_condition: int | None = None,
     live: bool = False,
     plan: AnalysisPlan | None = None,
+    questionnaire: Questionnaire | None = None,
 ) -> Study:
     """Create the study ``slug`` with the item pool in ``records``, or bring it up to date.
 
@@ -132,6 +227,8 @@ def study_create_from_explanations(
             name=plan.name, text=plan.text, sha256=plan.sha256
         ):
             study.save(update_fields=["plan_name", "plan_text", "plan_sha256"])
+        if questionnaire is not None:
+            study_questionnaire_set(study=study, questionnaire=questionnaire)
         conditions = _conditions_upsert(study=study, records=records)
         questions = _questions_upsert(study=study, records=records)
         _explanations_upsert(records=records, conditions=conditions, questions=questions)

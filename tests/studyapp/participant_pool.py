@@ -13,10 +13,11 @@ from django.test import Client
 from django.urls import reverse
 
 from studyapp.importing import explanations_read
-from studyapp.models import LIKERT_LABELS, Dimension, Participant, Study
+from studyapp.models import Participant, Study
 from studyapp.participation.binding import Binding
 from studyapp.participation.services import RecordOutcome, Submission, item_submit
 from studyapp.studies.services import study_create_from_explanations
+from studyformats.questionnaire import PLAIN_5
 
 CONDITIONS = ("MT:original", "CF:original", "MT+CF:original", "MT+CF:revised")
 CHOICES = ["bank", "library", "garden", "kitchen", "school"]
@@ -91,12 +92,12 @@ def page_instructed_value(html: str) -> int:
     text = BeautifulSoup(html, "html.parser").get_text(" ")
     match = re.search(r"please choose “([^”]+)”", text)
     assert match is not None, "the page has no instruction"
-    by_label = {label: value for value, label in LIKERT_LABELS.items()}
+    by_label = {label: value for value, label in PLAIN_5.scale.named.items()}
     return by_label[match.group(1)]
 
 
 def rating_post(token: str, value: int | dict[str, int]) -> dict[str, Any]:
-    values = value if isinstance(value, dict) else dict.fromkeys(Dimension.values, value)
+    values = value if isinstance(value, dict) else dict.fromkeys(PLAIN_5.keys, value)
     return {"step": token, **values}
 
 

@@ -10,9 +10,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from studyapp.models import Dimension, Participant, Study
+from studyapp.models import Participant, Study
 from studyapp.participation import queries
 from studyapp.participation.services import participant_start, step_mark_shown
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import rating_record
 
 PASSWORD = "correct-horse-battery"
@@ -81,9 +82,9 @@ def participant_finish(
             if failed < fail_checks:
                 value = value % 5 + 1
                 failed += 1
-            values = dict.fromkeys(Dimension.values, value)
+            values = dict.fromkeys(PLAIN_5.keys, value)
         else:
-            values = {dimension: values_rng.randint(1, 5) for dimension in Dimension.values}
+            values = {dimension: values_rng.randint(1, 5) for dimension in PLAIN_5.keys}
             rated += 1
         rating_record(participant=participant, step_token=step.token, values=values, now=now)
     participant.refresh_from_db()

@@ -36,10 +36,11 @@ from hypothesis.extra.django import TestCase
 
 from studyapp.forms import PROLIFIC_ID_PATTERN, RatingForm
 from studyapp.importing import ExplanationsFileError, explanations_read
-from studyapp.models import Dimension, Explanation, Participant, Study
+from studyapp.models import Explanation, Participant, Study
 from studyapp.participation.binding import PARTICIPANT_COOKIE
 from studyapp.studies.services import study_create_from_explanations
 from studyformats.explanations import RECORD_FIELDS
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import (
     entry_url,
     explanation_lines,
@@ -56,7 +57,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 FIELD_NAMES = (
     "step",
     "decision",
-    *Dimension.values,
+    *PLAIN_5.keys,
     "csrfmiddlewaretoken",
     "participant",
     "assignment",
@@ -106,7 +107,7 @@ TRICKY_QUERIES = (
     "PROLIFIC_PID=a%00b",
     "PROLIFIC_PID=%ED%A0%80",
     "PROLIFIC_PID=%F0%9F%99%82",
-    "step=item-1%0A&" + "&".join(f"{d}=3" for d in Dimension.values),
+    "step=item-1%0A&" + "&".join(f"{d}=3" for d in PLAIN_5.keys),
     "PROLIFIC_PID=" + "%5B" * 5000,
 )
 # Bounded so the whole file stays well under a minute, even on a busy machine.
@@ -288,7 +289,7 @@ class BadInputTests(TestCase):
         }
         body = {
             "step": token,
-            **dict(zip(Dimension.values, map(str, values), strict=True)),
+            **dict(zip(PLAIN_5.keys, map(str, values), strict=True)),
             **extra,
         }
         headers = {"HX-Request": "true"} if htmx else {}

@@ -19,13 +19,14 @@ from studyapp.admin.forms import StudyUploadForm
 from studyapp.api.serializers import StudyCreateSerializer
 from studyapp.forms import EntryForm, RatingForm
 from studyapp.importing import ExplanationsFileError, explanations_read
-from studyapp.models import Dimension, Study
+from studyapp.models import Study
 from studyformats.explanations import CONDITION_PATTERN
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import explanation_lines, explanation_record
 from tests.studyapp.researcher_data import token_client_for
 
 VALID_IDS = {"PROLIFIC_PID": "5f9a1c2b3d4e", "STUDY_ID": "study-1", "SESSION_ID": "s_1"}
-RATING = dict.fromkeys(Dimension.values, "3")
+RATING = dict.fromkeys(PLAIN_5.keys, "3")
 
 
 def _regex_validators(field: Any) -> list[RegexValidator]:

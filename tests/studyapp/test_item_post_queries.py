@@ -12,9 +12,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from studyapp.models import Dimension, Participant, Rating, Study
+from studyapp.models import Participant, Rating, Study
 from studyapp.participation import queries
 from studyapp.participation.services import RecordOutcome, participant_start
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import (
     entry_url,
     page_instructed_value,
@@ -41,7 +42,7 @@ def test_item_submit_reads_the_participants_steps_once() -> None:
         outcome = rating_record(
             participant=participant,
             step_token=step.token,
-            values=dict.fromkeys(Dimension.values, 3),
+            values=dict.fromkeys(PLAIN_5.keys, 3),
         )
 
     assert outcome is RecordOutcome.RECORDED
@@ -59,7 +60,7 @@ def test_recording_the_last_step_completes_the_participant_without_rereading() -
             rating_record(
                 participant=participant,
                 step_token=step.token,
-                values=dict.fromkeys(Dimension.values, value),
+                values=dict.fromkeys(PLAIN_5.keys, value),
             )
         assert _selects_from(captured, "studyapp_assignment") == 1
 

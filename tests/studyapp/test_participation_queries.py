@@ -14,7 +14,6 @@ from studyapp import selectors
 from studyapp.models import (
     Assignment,
     AttentionCheckResponse,
-    Dimension,
     Explanation,
     Participant,
     Rating,
@@ -22,6 +21,7 @@ from studyapp.models import (
 )
 from studyapp.participation import queries
 from studyapp.participation.services import participant_start
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import study_make
 
 pytestmark = pytest.mark.django_db
@@ -150,7 +150,7 @@ def test_an_item_is_claimed_once_and_its_ratings_written_in_one_statement(
     assert not queries.step_claim(
         model=Assignment, pk=assignment.pk, now=now + timedelta(seconds=1)
     )
-    values = {d: n for n, d in enumerate(Dimension.values, start=1)}
+    values = {d: n for n, d in enumerate(PLAIN_5.keys, start=1)}
     queries.ratings_insert(assignment_id=assignment.pk, values=values)
 
     assignment.refresh_from_db()

@@ -9,9 +9,10 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
-from studyapp.models import Assignment, Dimension, Explanation, Participant, Rating
+from studyapp.models import Assignment, Explanation, Participant, Rating
 from studyapp.participation import queries
 from studyapp.participation.services import participant_decline, participant_start
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import rating_record, study_make
 
 THREADS = 16
@@ -34,7 +35,7 @@ def test_simultaneous_arrivals_and_ratings_keep_uniqueness_and_balance() -> None
                 outcome = rating_record(
                     participant=participant,
                     step_token=step.token,
-                    values=dict.fromkeys(Dimension.values, value),
+                    values=dict.fromkeys(PLAIN_5.keys, value),
                 )
                 if outcome is None:
                     break  # the participant's other tab answered the last item first

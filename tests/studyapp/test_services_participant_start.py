@@ -10,13 +10,14 @@ import pytest
 from django.utils import timezone
 
 from studyapp import selectors
-from studyapp.models import Assignment, Dimension, Explanation, Participant, Study
+from studyapp.models import Assignment, Explanation, Participant, Study
 from studyapp.participation import queries
 from studyapp.participation.services import (
     StudyUnavailableError,
     participant_decline,
     participant_start,
 )
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import rating_record, study_make
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,7 @@ def _exposures(study: Study) -> list[int]:
 
 
 def _answer_all(participant: Participant, value: int = 3) -> None:
-    values = dict.fromkeys(Dimension.values, value)
+    values = dict.fromkeys(PLAIN_5.keys, value)
     while (step := queries.participant_current_step(participant)) is not None:
         if step.check is not None:
             values = dict.fromkeys(values, step.check.instructed_value)
@@ -168,7 +169,7 @@ def test_rated_items_of_a_timed_out_participant_stay_counted() -> None:
     rating_record(
         participant=late,
         step_token=step.token,
-        values=dict.fromkeys(Dimension.values, 2),
+        values=dict.fromkeys(PLAIN_5.keys, 2),
     )
     Participant.objects.filter(pk=late.pk).update(started_at=timezone.now() - timedelta(hours=2))
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from studyapp.models import Dimension, Participant, Rating
+from studyapp.models import Participant, Rating
 from studyapp.participation import queries
 from studyapp.participation.binding import Binding
 from studyapp.participation.services import (
@@ -17,13 +17,14 @@ from studyapp.participation.services import (
     participant_start,
     step_mark_shown,
 )
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import binding_of, rating_record, study_make
 
 pytestmark = pytest.mark.django_db
 
 
 def _values(value: int) -> dict[str, int]:
-    return dict.fromkeys(Dimension.values, value)
+    return dict.fromkeys(PLAIN_5.keys, value)
 
 
 @pytest.fixture
@@ -105,17 +106,25 @@ def test_a_step_that_is_not_the_current_one_is_not_written(participant: Particip
     [
         {**_values(3), "plausibility": 0},
         {**_values(3), "contrastiveness": 6},
-        {k: 3 for k in Dimension.values if k != "completeness"},
-        {**_values(3), "novelty": 3},
+        {k: 3 for k in PLAIN_5.keys if k != "completeness"},
     ],
 )
 def test_it_refuses_values_outside_the_scale_or_dimensions(
     participant: Participant, values: dict[str, int]
 ) -> None:
-    with pytest.raises(ValueError, match=r"outside|exactly the dimensions"):
-        rating_record(participant=participant, step_token="item-1", values=values)
+    outcome = rating_record(participant=participant, step_token="item-1", values=values)
 
+    assert outcome is RecordOutcome.INVALID
     assert not Rating.objects.exists()
+
+
+def test_keys_outside_the_questionnaire_are_not_stored(participant: Participant) -> None:
+    outcome = rating_record(
+        participant=participant, step_token="item-1", values={**_values(3), "novelty": 3}
+    )
+
+    assert outcome is RecordOutcome.RECORDED
+    assert sorted(Rating.objects.values_list("dimension", flat=True)) == sorted(PLAIN_5.keys)
 
 
 def test_an_attention_check_is_recorded_as_pass_and_never_as_ratings(
@@ -236,16 +245,25 @@ def test_a_binding_that_names_another_participant_or_study_writes_nothing(
     assert _current(participant) == step
 
 
-def test_ratings_outside_the_scale_or_dimensions_are_refused_before_any_query(
+def test_answers_off_the_scale_or_missing_a_row_are_refused_and_nothing_is_stored(
     participant: Participant,
 ) -> None:
     step = _current(participant)
-    for values in (_values(0), _values(6), {**_values(3), "helpfulness": 3}, {"plausibility": 3}):
-        with pytest.raises(ValueError, match=r"outside|dimensions"):
-            item_submit(
-                binding=binding_of(participant),
-                slug=participant.study.slug,
-                step_token=step.token,
-                values=values,
-            )
+    for values in (
+        _values(0),
+        _values(6),
+        {**_values(3), "plausibility": "3.5"},
+        {**_values(3), "plausibility": True},
+        {"plausibility": 3},
+    ):
+        submission = item_submit(
+            binding=binding_of(participant),
+            slug=participant.study.slug,
+            step_token=step.token,
+            values=values,
+        )
+        assert submission is not None
+        assert submission.outcome is RecordOutcome.INVALID
+        assert submission.following == step
     assert not Rating.objects.exists()
+    assert _current(participant) == step

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from studyapp import selectors
-from studyapp.models import Dimension, Participant, ParticipantExclusion, Rating, Study
+from studyapp.models import Participant, ParticipantExclusion, Rating, Study
 from studyapp.participation import queries
 from studyapp.participation.services import participant_start
 from studyapp.studies.services import (
@@ -13,6 +13,7 @@ from studyapp.studies.services import (
     participant_stop,
     study_status_change,
 )
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import rating_record, study_make
 from tests.studyapp.researcher_data import participant_finish
 
@@ -109,7 +110,7 @@ def test_an_excluded_participant_cannot_answer_any_more():
     outcome = rating_record(
         participant=participants[0],
         step_token=step.token,
-        values=dict.fromkeys(Dimension.values, 3),
+        values=dict.fromkeys(PLAIN_5.keys, 3),
     )
     assert outcome is None
     assert not Rating.objects.exists()

@@ -11,15 +11,10 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from studyapp.models import (
-    DIMENSION_DEFINITIONS,
-    DIMENSION_STATEMENTS,
-    Dimension,
-    Participant,
-    Study,
-)
+from studyapp.models import Participant, Study
 from studyapp.participation.binding import PARTICIPANT_COOKIE
 from studyapp.studies.services import participant_exclusion_set
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import entry_url, study_make
 
 pytestmark = pytest.mark.django_db
@@ -148,13 +143,13 @@ def test_the_instructions_show_the_five_statements_with_their_definitions(
     terms = page.select("dl.statements dt")
     definitions = page.select("dl.statements dd")
     assert [t.select_one(".statement-label").get_text(strip=True) for t in terms] == [
-        d.label for d in Dimension
+        d.label for d in PLAIN_5.dimensions
     ]
     assert [t.select_one(".statement-text").get_text(strip=True) for t in terms] == [
-        f"“{DIMENSION_STATEMENTS[d]}”" for d in Dimension
+        f"“{d.statement}”" for d in PLAIN_5.dimensions
     ]
     assert [d.get_text(strip=True) for d in definitions] == [
-        DIMENSION_DEFINITIONS[d] for d in Dimension
+        d.definition for d in PLAIN_5.dimensions
     ]
     body = response.content.decode()
     assert "You will rate 12 explanations" in body

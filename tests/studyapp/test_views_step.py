@@ -9,7 +9,8 @@ from bs4 import BeautifulSoup
 from django.test import Client
 from django.urls import reverse
 
-from studyapp.models import Assignment, Dimension, Participant, Rating, Study
+from studyapp.models import Assignment, Participant, Rating, Study
+from studyformats.questionnaire import PLAIN_5
 from tests.studyapp.participant_pool import (
     entry_url,
     page_instructed_value,
@@ -84,11 +85,11 @@ def test_each_dimension_is_a_labelled_fieldset_of_five_required_radios(
 
     fieldsets = soup.select("fieldset.likert")
     assert len(fieldsets) == 5
-    for fieldset, dimension in zip(fieldsets, Dimension, strict=True):
+    for fieldset, key in zip(fieldsets, PLAIN_5.keys, strict=True):
         assert fieldset.legend.get_text(strip=True)
         radios = fieldset.select("input[type=radio]")
         assert [r["value"] for r in radios] == ["1", "2", "3", "4", "5"]
-        assert all(r["name"] == dimension.value and r.has_attr("required") for r in radios)
+        assert all(r["name"] == key and r.has_attr("required") for r in radios)
         labels = [r.find_parent("label").get_text(" ", strip=True) for r in radios]
         assert labels[0] == "1 Strongly disagree"
         assert labels[-1] == "5 Strongly agree"
@@ -115,16 +116,26 @@ def test_a_valid_rating_is_saved_and_leads_to_the_next_item(browser: Client, stu
     assert "Item 2 of 12" in browser.get(step_url(study)).content.decode()
 
 
+# Messages name the statement the participant sees, not the dimension's internal name.
+_STATEMENTS = {d.key: d.statement for d in PLAIN_5.dimensions}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"plausibility": None}, "Please choose an answer for “Plausibility”."),
+        ({"plausibility": None}, f"Please choose an answer for “{_STATEMENTS['plausibility']}”"),
         (
             {"contrastiveness": "6"},
-            "“Contrastiveness” needs a value from 1 (strongly disagree) to 5",
+            f"Please choose one of the 5 answers for “{_STATEMENTS['contrastiveness']}”",
         ),
-        ({"completeness": "0"}, "“Completeness” needs a value from 1"),
-        ({"satisfaction": "very"}, "“Satisfaction” needs a value from 1"),
+        (
+            {"completeness": "0"},
+            f"Please choose one of the 5 answers for “{_STATEMENTS['completeness']}”",
+        ),
+        (
+            {"satisfaction": "very"},
+            f"Please choose one of the 5 answers for “{_STATEMENTS['satisfaction']}”",
+        ),
     ],
 )
 def test_a_missing_or_out_of_range_value_shows_the_same_item_with_a_message(
@@ -150,7 +161,7 @@ def test_a_submit_without_any_values_saves_nothing(browser: Client, study: Study
     body = response.content.decode()
     assert "Item 1 of 12" in body
     assert "This page could not be matched to your item" in body
-    assert "Please choose an answer for “Plausibility”." in body
+    assert f"Please choose an answer for “{_STATEMENTS['plausibility']}”" in body
     assert not Rating.objects.exists()
 
 
@@ -168,7 +179,7 @@ def test_a_refused_submit_puts_focus_on_the_error_summary(browser: Client, study
         assert summary["tabindex"] == "-1"
         assert summary["role"] == "alert"
         links = [a["href"] for a in summary.select("a")]
-        assert links == [f"#row-{d.value}" for d in Dimension if d != Dimension.PLAUSIBILITY]
+        assert links == [f"#row-{key}" for key in PLAIN_5.keys if key != "plausibility"]
         assert len(page.select("[autofocus]")) == 1
 
 
@@ -228,7 +239,7 @@ def test_htmx_shows_validation_messages_in_the_partial(browser: Client, study: S
     body = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in body
-    assert "Please choose an answer for “Understandability”." in body
+    assert f"Please choose an answer for “{_STATEMENTS['understandability']}”" in body
     assert not Rating.objects.exists()
 
 
