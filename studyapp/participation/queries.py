@@ -2,14 +2,15 @@
 
 Each runs a dozen times per participant, so each is written the cheapest way that pays:
 
-* the ORM, where its cost over hand-built SQL is under 5 % of the server's CPU per rated
-  item (claiming a step, starting its clock);
+* the ORM, where its cost over hand-built SQL is small (starting a step's clock, 2.8 % of
+  the server's CPU per rated item);
 * ``Model.objects.raw()`` with SQL compiled once from a queryset, where the ORM costs more
   but raw() nearly nothing (the items and attention checks of a participant);
 * SQL built once per process from the models' metadata (never typed by hand), its rows
-  converted exactly as the ORM converts them, where even raw() cannot do the work (the
-  participant joined with the study and locked; one multi-row insert; id triples read by
-  the thousand).
+  converted exactly as the ORM converts them, where the ORM costs more: the participant
+  joined with the study and locked (9.6 %), and, kept together so that an item POST stays
+  within its CPU budget, the claim of a step (4.4 %) and the multi-row ratings insert
+  (3.9 %); and the pool's id triples, read by the thousand on each arrival.
 
 ``benchmarks/participation_queries.py`` measures each statement in each way; every kept
 hand-built statement says in one line what it saves. The explanations and questions a
@@ -26,8 +27,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
-from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
 from studyapp.models import (
     Assignment,
@@ -35,6 +35,7 @@ from studyapp.models import (
     Condition,
     Explanation,
     Participant,
+    Question,
     Rating,
     Study,
 )
@@ -145,8 +146,8 @@ def participant_bound(
     With ``lock`` (inside a transaction) the participant's row, and only that row, stays
     locked until the transaction ends, where the database can lock rows (PostgreSQL).
     """
-    # Hand-built: 1.2 ms a call less than select_related().select_for_update(), about 9 %
-    # of a rated item's CPU (benchmarks/participation_queries.py).
+    # Hand-built: 1.23 ms a call less than select_related().select_for_update(), 9.6 % of a
+    # rated item's CPU (benchmarks/participation_queries.py).
 
     def build() -> str:
         sql = (
@@ -176,11 +177,11 @@ class PoolCache:
 
     Every step read needs the explanation and question of each of the participant's items,
     and a study's explanations and questions never change once imported (a changed text is
-    refused; new ones may be added, and are read when first needed). So they are read from
-    the database once per process instead of with every step. A study is known by its id
-    and creation time together, so a study created again under a reused id (a test database
-    rolled back, a restored backup) never sees another's explanations. The ``studies`` most
-    recently used are kept.
+    refused; new ones may be added, and are read when first needed). So the whole pool is
+    read once per process, when the study is first needed, instead of with every step. A
+    study is known by its id and creation time together, so a study created again under a
+    reused id (a test database rolled back, a restored backup) never sees another's
+    explanations. The ``studies`` most recently used are kept.
     """
 
     def __init__(self, studies: int = 16) -> None:
@@ -193,12 +194,14 @@ class PoolCache:
         key = (study.pk, study.created_at)
         with self._lock:
             known = self._known.get(key)
-            if known is None:
-                known = self._known[key] = {}
+            if known is not None:
+                self._known.move_to_end(key)
+        if known is None:
+            known = _pool_read(study)
+            with self._lock:
+                self._known[key] = known
                 while len(self._known) > self.studies:
                     self._known.popitem(last=False)
-            else:
-                self._known.move_to_end(key)
         missing = [pk for pk in ids if pk not in known]
         if missing:
             read = Explanation.objects.filter(pk__in=missing, condition__study=study)
@@ -213,12 +216,22 @@ class PoolCache:
 pool_cache = PoolCache()
 
 
+def _pool_read(study: Study) -> dict[int, Explanation]:
+    """Every explanation of ``study`` with its question, each question read once."""
+    questions = {q.pk: q for q in Question.objects.filter(study=study)}
+    explanations = {}
+    for explanation in Explanation.objects.filter(condition__study=study):
+        explanation.question = questions[explanation.question_id]
+        explanations[explanation.pk] = explanation
+    return explanations
+
+
 def participant_assignments(participant: Participant) -> list[Assignment]:
     """The participant's items in order, each with its explanation and question.
 
     Only the items are read; their explanations and questions come from ``pool_cache``.
     """
-    # raw() with SQL compiled once: 0.07 ms a call more than hand-built SQL, 0.64 ms less
+    # raw() with SQL compiled once: 0.27 ms a call more than hand-built SQL, 0.59 ms less
     # than the ORM queryset (benchmarks/participation_queries.py).
     sql = _compiled(
         "participant_assignments",
@@ -235,8 +248,8 @@ def participant_assignments(participant: Participant) -> list[Assignment]:
 
 def participant_checks(*, participant_id: int) -> list[AttentionCheckResponse]:
     """The participant's attention checks in the order they are shown."""
-    # raw() with SQL compiled once: 0.2 ms a call more than hand-built SQL, 0.63 ms less than
-    # the ORM queryset (benchmarks/participation_queries.py).
+    # raw() with SQL compiled once: 0.13 ms a call more than hand-built SQL, 0.69 ms less
+    # than the ORM queryset (benchmarks/participation_queries.py).
     sql = _compiled(
         "participant_checks",
         lambda: AttentionCheckResponse.objects.filter(participant_id=0).order_by(
@@ -252,8 +265,8 @@ def pool_explanations(*, study_id: int) -> list[tuple[Any, ...]]:
     Read for every arriving participant, from a pool of thousands of explanations, so the
     ids come back as the database sends them, with no conversion of each value.
     """
-    # Hand-built: 2.5 ms less per arrival than values_list() with 600 explanations, and it
-    # grows with the pool (benchmarks/participation_queries.py).
+    # Hand-built: 1.4 ms less per arrival than values_list() with 600 explanations, growing
+    # with the pool: 0.9 % of a rated item's CPU at 150 questions, about 7 % at 1,221.
     sql = _sql(
         "pool_explanations",
         lambda: (
@@ -281,10 +294,21 @@ def step_claim(
 
     True when this call claimed it: a second submission of the same step finds it taken.
     """
-    claimed = model.objects.filter(pk=pk, answered_at__isnull=True).update(
-        answered_at=now, shown_at=Coalesce(F("shown_at"), Value(now)), **values
+    # Hand-built: 0.57 ms a call less than QuerySet.update(), 4.4 % of a rated item's CPU;
+    # kept with the ratings insert so that the item POST stays within its CPU budget.
+    names = sorted(values)
+    sql = _sql(
+        f"step_claim:{model._meta.db_table}:{','.join(names)}",
+        lambda: (
+            f"UPDATE {_quote(model._meta.db_table)} "
+            f"SET {_column(model, 'answered_at')} = %s, "
+            f"{_column(model, 'shown_at')} = COALESCE({_column(model, 'shown_at')}, %s)"
+            + "".join(f", {_column(model, name)} = %s" for name in names)
+            + f" WHERE {_column(model, 'id')} = %s AND {_column(model, 'answered_at')} IS NULL"
+        ),
     )
-    return claimed == 1
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    return _execute(sql, [stamp, stamp, *(values[name] for name in names), pk]) == 1
 
 
 def step_shown(*, model: type[Assignment | AttentionCheckResponse], pk: int, now: datetime) -> bool:
@@ -294,8 +318,8 @@ def step_shown(*, model: type[Assignment | AttentionCheckResponse], pk: int, now
 
 def ratings_insert(*, assignment_id: int, values: Mapping[str, int]) -> None:
     """One rating row per dimension of the item, in one statement."""
-    # Hand-built: 0.55 ms a call less than bulk_create(), about 4 % of a rated item's CPU
-    # (benchmarks/participation_queries.py).
+    # Hand-built: 0.50 ms a call less than bulk_create(), 3.9 % of a rated item's CPU; kept
+    # with the claim so that the item POST stays within its CPU budget.
     sql = _sql(
         f"ratings_insert:{len(values)}",
         lambda: (

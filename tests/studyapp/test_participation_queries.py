@@ -16,6 +16,7 @@ from studyapp.models import (
     AttentionCheckResponse,
     Explanation,
     Participant,
+    Question,
     Rating,
     Study,
 )
@@ -115,20 +116,40 @@ def test_a_second_steps_read_takes_the_explanations_from_the_process_cache(
 def test_the_cache_never_gives_one_study_anothers_explanations() -> None:
     cache = queries.PoolCache(studies=1)
     first, second = study_make(slug="first"), study_make(slug="second")
-    mine = list(Explanation.objects.filter(condition__study=first)[:2])
+    mine = list(Explanation.objects.filter(condition__study=first))
     theirs = Explanation.objects.filter(condition__study=second).first()
     assert theirs is not None
 
-    assert set(cache.explanations(first, [e.pk for e in mine])) == {e.pk for e in mine}
+    pool = cache.explanations(first, [])
+    # The whole pool is read at once, each explanation with its question.
+    assert set(pool) == {e.pk for e in mine}
+    assert all(e.question.pk == e.question_id for e in pool.values())
     # Another study's id is not an explanation of this one, so it is never found.
     assert theirs.pk not in cache.explanations(first, [theirs.pk])
-    # A study created again under the same id is another study: nothing carries over.
+    # A study created again under the same id is another study: its pool is read afresh.
     recreated = Study.objects.get(pk=first.pk)
     recreated.created_at = first.created_at + timedelta(seconds=1)
-    assert cache.explanations(recreated, []) == {}
-    # One study kept: using the second forgets the first.
-    cache.explanations(second, [theirs.pk])
-    assert cache.explanations(first, []) == {}
+    assert cache.explanations(recreated, []) is not pool
+    # One study kept: using the second forgets the others.
+    cache.explanations(second, [])
+    assert cache.explanations(first, []) is not pool
+
+
+def test_an_explanation_added_after_the_pool_was_read_is_found() -> None:
+    cache = queries.PoolCache()
+    study = study_make()
+    cache.explanations(study, [])
+    added = Explanation.objects.filter(condition__study=study).first()
+    assert added is not None
+    added.pk = None
+    added.question = Question.objects.create(
+        study=study, external_id="late", text="Added later?", choices=["a", "b"], answer="a"
+    )
+    added.save()
+
+    found = cache.explanations(study, [added.pk])
+
+    assert found[added.pk].question.text == "Added later?"
 
 
 def test_the_locked_read_matches_the_orm(participant: Participant) -> None:
