@@ -8,6 +8,10 @@ Every generated output records whether it hit its cap (``max_new_tokens`` reache
 end-of-sequence token): a cut explanation is not the model's explanation, and a cut answer is
 no answer. ``truncation_check`` fails a generation with too many of them and names the
 setting to raise.
+
+``GenerationSettings`` carries the batch size, the two caps and the input length from the run
+configuration to every generation of a student: validation, test accuracy and the explanations
+shown in the study.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +32,9 @@ from distillation.features import answer_from_output, pad_rows, view_input
 from distillation.objectives import PREDICTION_VIEW, method_check
 from distillation.types import Example
 
+if TYPE_CHECKING:
+    from distillation.config import TrainingConfig
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -36,6 +43,61 @@ def answer_normalise(text: str) -> str:
     """Lower case, no punctuation, no articles, single spaces (SQuAD-style normalisation)."""
     text = text.lower().translate(_PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+# The one view whose output is the answer alone; every other output explains first.
+ANSWER_VIEW = "predict"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How a student generates: greedy, in batches, with a cap of new tokens per output.
+
+    Examples
+    --------
+    >>> settings = GenerationSettings(answer_max_new_tokens=8, explanation_max_new_tokens=64)
+    >>> settings.cap("predict")
+    (8, 'training.answer_max_new_tokens')
+    >>> settings.cap("factual")
+    (64, 'training.explanation_max_new_tokens')
+    """
+
+    batch_size: int = 32  # inputs per generate call
+    answer_max_new_tokens: int = 16  # cap of an output that is only an answer
+    explanation_max_new_tokens: int = 128  # cap of an output that explains
+    max_input_length: int = 512  # input tokens, end-of-sequence included
+
+    @classmethod
+    def from_training(cls, training: TrainingConfig) -> GenerationSettings:
+        """The settings that the run configuration's ``[training]`` table gives."""
+        return cls(
+            batch_size=training.eval_batch_size,
+            answer_max_new_tokens=training.answer_max_new_tokens,
+            explanation_max_new_tokens=training.explanation_max_new_tokens,
+            max_input_length=training.max_input_length,
+        )
+
+    def cap(self, view: str) -> tuple[int, str]:
+        """The cap of new tokens for ``view``'s outputs and the configuration key that sets it.
+
+        A factual output explains first and answers last, so it needs the explanation budget.
+        """
+        if view == ANSWER_VIEW:
+            return self.answer_max_new_tokens, "training.answer_max_new_tokens"
+        return self.explanation_max_new_tokens, "training.explanation_max_new_tokens"
+
+    def cap_count(self, view: str, outputs: Sequence[GeneratedText]) -> CapCount:
+        """How many of ``view``'s ``outputs`` hit its cap."""
+        cap, key = self.cap(view)
+        return CapCount(
+            key=key,
+            cap=cap,
+            truncated=sum(output.truncated for output in outputs),
+            total=len(outputs),
+        )
+
+
+DEFAULT_GENERATION = GenerationSettings()
 
 
 @dataclass(frozen=True)
@@ -124,18 +186,16 @@ def view_outputs(
     examples: Sequence[Example],
     *,
     view: str,
-    batch_size: int,
-    max_new_tokens: int,
-    max_input_length: int = 512,
+    generation: GenerationSettings = DEFAULT_GENERATION,
 ) -> list[GeneratedText]:
-    """The generated output of ``view`` for every example."""
+    """The generated output of ``view`` for every example, under the view's cap."""
     return outputs_generate(
         model,
         tokenizer,
         [view_input(view, example) for example in examples],
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        max_input_length=max_input_length,
+        batch_size=generation.batch_size,
+        max_new_tokens=generation.cap(view)[0],
+        max_input_length=generation.max_input_length,
     )
 
 
@@ -198,27 +258,11 @@ def accuracy_evaluate(
     examples: Sequence[Example],
     *,
     method: str,
-    batch_size: int = 32,
-    answer_max_new_tokens: int = 16,
-    explanation_max_new_tokens: int = 128,
-    max_input_length: int = 512,
+    generation: GenerationSettings = DEFAULT_GENERATION,
 ) -> EvaluationResult:
     """Exact-match accuracy of ``method``'s predictions on ``examples``."""
     view = PREDICTION_VIEW[method_check(method)]
-    # A factual output explains first and answers last, so it needs the explanation budget.
-    if view == "predict":
-        budget, key = answer_max_new_tokens, "training.answer_max_new_tokens"
-    else:
-        budget, key = explanation_max_new_tokens, "training.explanation_max_new_tokens"
-    outputs = view_outputs(
-        model,
-        tokenizer,
-        examples,
-        view=view,
-        batch_size=batch_size,
-        max_new_tokens=budget,
-        max_input_length=max_input_length,
-    )
+    outputs = view_outputs(model, tokenizer, examples, view=view, generation=generation)
     predictions = tuple(answer_from_output(output.text) for output in outputs)
     correct = sum(
         answer_normalise(prediction) == answer_normalise(example.answer)
@@ -230,12 +274,7 @@ def accuracy_evaluate(
         correct=correct,
         total=total,
         predictions=predictions,
-        truncation=CapCount(
-            key=key,
-            cap=budget,
-            truncated=sum(output.truncated for output in outputs),
-            total=len(outputs),
-        ),
+        truncation=generation.cap_count(view, outputs),
     )
 
 

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distillation.evaluation import CapCount, answer_normalise, view_outputs
+from distillation.evaluation import (
+    DEFAULT_GENERATION,
+    CapCount,
+    GenerationSettings,
+    answer_normalise,
+    view_outputs,
+)
 from distillation.features import answer_from_output, explanation_from_output
 from distillation.objectives import EXPLANATION_VIEW, PREDICTION_VIEW, method_check
 from distillation.types import Example
@@ -63,52 +69,23 @@ def explanations_generate(
     student: str,
     data_variant: str,
     run: str,
-    batch_size: int = 32,
-    answer_max_new_tokens: int = 16,
-    explanation_max_new_tokens: int = 128,
-    max_input_length: int = 512,
+    generation: GenerationSettings = DEFAULT_GENERATION,
 ) -> ExplanationBatch:
     """Greedy answers and explanations of ``examples`` as explanations-file records."""
     method_check(method)
     prediction_view, explanation_view = PREDICTION_VIEW[method], EXPLANATION_VIEW[method]
     explained = view_outputs(
-        model,
-        tokenizer,
-        examples,
-        view=explanation_view,
-        batch_size=batch_size,
-        max_new_tokens=explanation_max_new_tokens,
-        max_input_length=max_input_length,
+        model, tokenizer, examples, view=explanation_view, generation=generation
     )
-    truncation = [
-        CapCount(
-            key="training.explanation_max_new_tokens",
-            cap=explanation_max_new_tokens,
-            truncated=sum(output.truncated for output in explained),
-            total=len(explained),
-        )
-    ]
+    truncation = [generation.cap_count(explanation_view, explained)]
     if prediction_view == explanation_view:
         answers = [answer_from_output(output.text) for output in explained]
         explanations = [explanation_from_output(output.text) for output in explained]
     else:
         answered = view_outputs(
-            model,
-            tokenizer,
-            examples,
-            view=prediction_view,
-            batch_size=batch_size,
-            max_new_tokens=answer_max_new_tokens,
-            max_input_length=max_input_length,
+            model, tokenizer, examples, view=prediction_view, generation=generation
         )
-        truncation.append(
-            CapCount(
-                key="training.answer_max_new_tokens",
-                cap=answer_max_new_tokens,
-                truncated=sum(output.truncated for output in answered),
-                total=len(answered),
-            )
-        )
+        truncation.append(generation.cap_count(prediction_view, answered))
         answers = [output.text for output in answered]
         explanations = [output.text.strip() for output in explained]
     records = []

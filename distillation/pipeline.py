@@ -24,7 +24,12 @@ from typing import Any
 
 from distillation.config import RunConfig, StudentSpec, StudyConfig
 from distillation.errors import ConfigError, DataError
-from distillation.evaluation import accuracy_evaluate, metrics_write, truncation_check
+from distillation.evaluation import (
+    GenerationSettings,
+    accuracy_evaluate,
+    metrics_write,
+    truncation_check,
+)
 from distillation.explain import explanations_generate, jsonl_read, jsonl_write
 from distillation.features import FeatureSet, features_cached, view_texts
 from distillation.run_folder import (
@@ -315,10 +320,7 @@ class _Run:
                 tokenizer,
                 validation,
                 method=spec.method,
-                batch_size=training.eval_batch_size,
-                answer_max_new_tokens=training.answer_max_new_tokens,
-                explanation_max_new_tokens=training.explanation_max_new_tokens,
-                max_input_length=training.max_input_length,
+                generation=GenerationSettings.from_training(training),
             )
             loss = validation_loss(
                 model,
@@ -340,7 +342,6 @@ class _Run:
             seed=seed,
             output_dir=self.layout.seed(spec, seed),
             validate=validate,
-            accelerator=self.accelerator,
             progress=self.progress,
             log=self.log,
             label=f"{spec.slug} seed {seed}",
@@ -366,10 +367,7 @@ class _Run:
             tokenizer,
             self.split("test"),
             method=spec.method,
-            batch_size=training.eval_batch_size,
-            answer_max_new_tokens=training.answer_max_new_tokens,
-            explanation_max_new_tokens=training.explanation_max_new_tokens,
-            max_input_length=training.max_input_length,
+            generation=GenerationSettings.from_training(training),
         )
         truncation_check(
             [result.truncation],
@@ -424,10 +422,7 @@ class _Run:
             student=spec.size,
             data_variant=spec.data_variant,
             run=f"{self.config.name}/{spec.slug}/seed-{seed}",
-            batch_size=training.eval_batch_size,
-            answer_max_new_tokens=training.answer_max_new_tokens,
-            explanation_max_new_tokens=training.explanation_max_new_tokens,
-            max_input_length=training.max_input_length,
+            generation=GenerationSettings.from_training(training),
         )
         truncation_check(
             batch.truncation, limit=training.max_truncated_fraction, what=f"explain: {spec.slug}"

@@ -1,10 +1,13 @@
 """The training loop of one student and seed, on ``accelerate``.
 
-AdamW with a linear schedule, gradient accumulation, mixed precision where the device has it,
-and one forward pass per micro-batch over every view of the objective (see
-``distillation.features.BatchCollator``). Every ``checkpoint_every`` steps the full state
-(weights, optimizer, schedule, data position, random generators, best validation score) is
-written so that a resumed run continues with exactly the losses an uninterrupted one has.
+AdamW with a linear schedule, gradient accumulation (``Accelerator.accumulate``), mixed precision
+where the device has it, and one forward pass per micro-batch over every view of the objective
+(see ``distillation.features.BatchCollator``). Every ``checkpoint_every`` steps
+``Accelerator.save_state`` writes the weights, optimizer, schedule and random generators to
+``checkpoint/``, and ``loop_state.json`` beside them the loop's own position (step, epoch, next
+batch, best validation score), so that a resumed run continues with exactly the losses an
+uninterrupted one has. A new checkpoint is written beside the last one and takes its place only
+when complete.
 
 The weights that are evaluated afterwards depend on ``training.selection``: ``last`` keeps those
 after the last step in ``last/`` (as the paper evaluated); ``best_validation`` keeps the best on
@@ -14,13 +17,16 @@ Batches: ``training.batch_size`` examples per optimiser step, in passes of
 ``per_device_batch_size`` on each device, with the accumulation steps that make up the rest
 (``TrainingConfig.batch_split``). Multi-GPU: run the same command under ``accelerate launch``
 or ``torchrun``; each process takes its share of every batch of examples.
+
+An accelerator holds the model, optimizer and schedule of one run (``save_state`` writes all it
+has prepared), so every call of ``student_train`` gets its own, from ``accelerator_create``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +37,7 @@ import numpy as np
 import torch
 
 from distillation.config import TrainingConfig
-from distillation.errors import ConfigError
+from distillation.errors import ConfigError, DataError
 from distillation.features import BatchCollator, FeatureSet, batches_length_grouped
 from distillation.objectives import (
     view_sums_loss,
@@ -42,6 +48,8 @@ from distillation.objectives import (
 from distillation.students import decoder_start_token_id, student_save
 
 CHECKPOINT_DIR = "checkpoint"
+# The loop's position in a checkpoint, beside the state that ``Accelerator.save_state`` writes.
+LOOP_STATE_FILE = "loop_state.json"
 BEST_DIR = "best"
 LAST_DIR = "last"
 SELECTED_DIRS = {"best_validation": BEST_DIR, "last": LAST_DIR}
@@ -155,22 +163,22 @@ def mixed_precision_resolve(setting: str) -> str:
 
 
 def accelerator_create(training: TrainingConfig) -> Any:
-    from accelerate import Accelerator
+    """A new accelerator for one training run.
+
+    Each batch of examples is shared out among the processes (``split_batches``), so the
+    prepared schedule steps once per optimiser step whatever the number of processes.
+    """
+    from accelerate import Accelerator, DataLoaderConfiguration
 
     precision = mixed_precision_resolve(training.mixed_precision)
     if precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError(
             "training.mixed_precision = 'fp16' needs a GPU; use 'auto', 'no' or 'bf16' on a CPU"
         )
-    return Accelerator(mixed_precision=precision)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed every generator the loop or the model may draw from (dropout, shuffles)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
+    return Accelerator(
+        mixed_precision=precision,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
 
 
 def selected_dir(output_dir: Path) -> Path:
@@ -184,6 +192,55 @@ def training_complete(output_dir: Path) -> bool:
 
 
 Validator = Callable[[Any], dict[str, float]]
+
+
+def collator_build(
+    features: FeatureSet, *, method: str, training: TrainingConfig, tokenizer: Any, model: Any
+) -> tuple[BatchCollator, torch.Tensor]:
+    """The collator of ``method``'s views and each view's weight in the objective, in one order.
+
+    Training and the validation loss both batch their examples with it.
+    """
+    weights = view_weights(method, training.objective)
+    views = [view for view in features.views if view in weights]
+    collator = BatchCollator(
+        features,
+        pad_token_id=tokenizer.pad_token_id,
+        decoder_start_token_id=decoder_start_token_id(model),
+        views=views,
+    )
+    view_weight = torch.tensor([weights[view] for view in views], dtype=torch.float32)
+    return collator, view_weight
+
+
+@dataclass
+class LoopState:
+    """Where the training loop stands: what a checkpoint adds to ``Accelerator.save_state``.
+
+    Written as ``loop_state.json`` in the checkpoint folder.
+
+    Examples
+    --------
+    >>> state = LoopState(step=3, epoch=1, position=2, best_step=2, best_accuracy=0.5)
+    >>> state.last_loss = 1.25
+    >>> LoopState.from_json(state.to_json()) == state
+    True
+    """
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # next batch of the current epoch
+    best_step: int = -1
+    best_accuracy: float = -1.0
+    best_loss: float = math.inf
+    last_loss: float = math.nan
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> LoopState:
+        return cls(**json.loads(text))
 
 
 class _Trainer:
@@ -218,16 +275,17 @@ class _Trainer:
         self.tokenizer = tokenizer
         self.progress = progress
         self.features = features
-        weights = view_weights(method, training.objective)
-        views = [view for view in features.views if view in weights]
-        self.collator = BatchCollator(
-            features,
-            pad_token_id=tokenizer.pad_token_id,
-            decoder_start_token_id=decoder_start_token_id(model),
-            views=views,
+        self.collator, self.view_weight = collator_build(
+            features, method=method, training=training, tokenizer=tokenizer, model=model
         )
-        self.view_weight = torch.tensor([weights[view] for view in views], dtype=torch.float32)
         self.split = training.batch_split(accelerator.num_processes)
+        if accelerator.num_processes > 1 and not accelerator.split_batches:
+            raise ValueError(
+                "the accelerator must share each batch among the processes (split_batches); "
+                "create it with accelerator_create"
+            )
+        # The accumulation setting is shared by all accelerators of a process: set it per run.
+        accelerator.gradient_accumulation_steps = self.split.accumulation
         self.indices = features.usable_indices()
         if len(self.indices) == 0:
             raise ValueError("no training example has a usable view; check the teacher outputs")
@@ -235,17 +293,14 @@ class _Trainer:
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
         )
-        # The schedule is stepped by hand once per optimizer step: accelerate's wrapper would
-        # step it once per process.
-        self.scheduler = get_linear_schedule_with_warmup(
+        scheduler = get_linear_schedule_with_warmup(
             optimizer, training.warmup_steps, training.steps
         )
-        self.model, self.optimizer = accelerator.prepare(model, optimizer)
-        self.step = 0
-        self.epoch = 0
-        self.position = 0  # next batch of the current epoch
-        self.best: dict[str, float] = {"step": -1, "accuracy": -1.0, "loss": math.inf}
-        self.last_loss = math.nan
+        self.model, self.optimizer, self.scheduler = accelerator.prepare(
+            model, optimizer, scheduler
+        )
+        accelerator.register_save_state_pre_hook(_shared_aliases_drop)
+        self.loop = LoopState()
         self.resumed_from = 0
 
     # -- batches ----------------------------------------------------------------------------
@@ -253,16 +308,16 @@ class _Trainer:
         # One batch here is one pass on every device: the processes share it out.
         per_pass = self.split.per_device * self.split.processes
         return batches_length_grouped(
-            self.indices, self.lengths, batch_size=per_pass, seed=self.seed, epoch=self.epoch
+            self.indices, self.lengths, batch_size=per_pass, seed=self.seed, epoch=self.loop.epoch
         )
 
     def _next_batch(self, batches: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        if self.position >= len(batches):
-            self.epoch += 1
-            self.position = 0
+        if self.loop.position >= len(batches):
+            self.loop.epoch += 1
+            self.loop.position = 0
             batches = self._epoch_batches()
-        batch = batches[self.position]
-        self.position += 1
+        batch = batches[self.loop.position]
+        self.loop.position += 1
         shard = batch[self.accelerator.process_index :: self.accelerator.num_processes]
         return shard, batches
 
@@ -277,25 +332,26 @@ class _Trainer:
 
     # -- one optimizer step -----------------------------------------------------------------
     def train_step(self, batches: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        """One optimiser step over ``accumulation`` micro-batches; the mean loss over them."""
         self.model.train()
         accumulation = self.split.accumulation
         total = 0.0
-        for micro in range(accumulation):
+        for _ in range(accumulation):
             shard, batches = self._next_batch(batches)
-            if micro < accumulation - 1:
-                with self.accelerator.no_sync(self.model):
-                    loss = self._loss(shard) / accumulation
-                    self.accelerator.backward(loss)
-            else:
-                loss = self._loss(shard) / accumulation
+            # Gradients are synchronised, and the optimizer and schedule step, only on the
+            # last micro-batch; ``backward`` divides the loss by the accumulation steps.
+            with self.accelerator.accumulate(self.model):
+                loss = self._loss(shard)
                 self.accelerator.backward(loss)
-            total += float(loss.detach())
-        if self.training.max_grad_norm > 0:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.training.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
+                if self.accelerator.sync_gradients and self.training.max_grad_norm > 0:
+                    self.accelerator.clip_grad_norm_(
+                        self.model.parameters(), self.training.max_grad_norm
+                    )
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            total += float(loss.detach() / accumulation)
+        self.loop.step += 1
         mean = torch.tensor(total, device=self.accelerator.device)
         return float(self.accelerator.reduce(mean, reduction="mean")), batches
 
@@ -309,10 +365,11 @@ class _Trainer:
         model = self.accelerator.unwrap_model(self.model)
         model.eval()
         scores = self.validate(model)
-        self._log({"step": self.step, **{f"validation_{k}": v for k, v in scores.items()}})
+        loop = self.loop
+        self._log({"step": loop.step, **{f"validation_{k}": v for k, v in scores.items()}})
         accuracy, loss = scores["accuracy"], scores.get("loss", math.inf)
-        if (accuracy, -loss) > (self.best["accuracy"], -self.best["loss"]):
-            self.best = {"step": self.step, "accuracy": accuracy, "loss": loss}
+        if (accuracy, -loss) > (loop.best_accuracy, -loop.best_loss):
+            loop.best_step, loop.best_accuracy, loop.best_loss = loop.step, accuracy, loss
             if self.training.selection == "best_validation" and self.accelerator.is_main_process:
                 student_save(model, self.tokenizer, self.output_dir / BEST_DIR)
         self.accelerator.wait_for_everyone()
@@ -326,53 +383,59 @@ class _Trainer:
         self.accelerator.wait_for_everyone()
 
     def checkpoint_save(self) -> None:
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return
-        state = {
-            "model": self.accelerator.unwrap_model(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "position": self.position,
-            "best": self.best,
-            "last_loss": self.last_loss,
-            "rng": _rng_state(),
-        }
         directory = self.output_dir / CHECKPOINT_DIR
-        directory.mkdir(parents=True, exist_ok=True)
-        partial = directory / "state.pt.partial"
-        torch.save(state, partial)
-        partial.replace(directory / "state.pt")
+        partial = _sibling(directory, "partial")
+        main = self.accelerator.is_main_process
+        if main and partial.exists():
+            shutil.rmtree(partial)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(partial))
+        self.accelerator.wait_for_everyone()
+        if main:
+            (partial / LOOP_STATE_FILE).write_text(self.loop.to_json(), encoding="utf-8")
+            _directory_replace(partial, directory)
+        self.accelerator.wait_for_everyone()
 
     def checkpoint_load(self) -> bool:
-        path = self.output_dir / CHECKPOINT_DIR / "state.pt"
-        if not path.is_file():
+        directory = self.output_dir / CHECKPOINT_DIR
+        if self.accelerator.is_main_process:
+            _directory_recover(directory)
+        self.accelerator.wait_for_everyone()
+        if not directory.is_dir():
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
-        self.best, self.last_loss = state["best"], state["last_loss"]
-        _rng_restore(state["rng"])
-        self.resumed_from = self.step
-        _metrics_truncate(self.output_dir / METRICS_FILE, self.step)
+        loop_file = directory / LOOP_STATE_FILE
+        if not loop_file.is_file():
+            raise DataError(
+                f"{directory} holds a checkpoint written by an earlier version of this program, "
+                "which cannot be resumed; delete that folder to train this student again from "
+                "the start, or use a new run folder"
+            )
+        try:
+            self.accelerator.load_state(str(directory))
+            self.loop = LoopState.from_json(loop_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError, RuntimeError) as error:
+            raise DataError(
+                f"{directory}: the checkpoint cannot be read ({error}); delete that folder to "
+                "train this student again from the start"
+            ) from None
+        self.resumed_from = self.loop.step
+        _metrics_truncate(self.output_dir / METRICS_FILE, self.loop.step)
         return True
 
     def run(self, *, stop_after: int | None = None) -> TrainResult:
+        from accelerate.utils import set_seed
         from tqdm.auto import tqdm
 
         if not self.checkpoint_load():
-            seed_everything(self.seed)
+            set_seed(self.seed)
             (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+        loop = self.loop
         batches = self._epoch_batches()
         last = self.training.steps if stop_after is None else min(stop_after, self.training.steps)
         main = self.accelerator.is_main_process
         bar = tqdm(
             total=self.training.steps,
-            initial=self.step,
+            initial=loop.step,
             disable=not (self.progress and main),
             desc=self.label,
             leave=False,
@@ -380,59 +443,88 @@ class _Trainer:
         # In a terminal the bar shows progress; elsewhere, plain lines every few seconds.
         lines = (
             ProgressLines(
-                label=self.label, total=self.training.steps, initial=self.step, log=self.log
+                label=self.label, total=self.training.steps, initial=loop.step, log=self.log
             )
             if self.log is not None and main and not self.progress
             else None
         )
-        while self.step < last:
+        while loop.step < last:
             loss, batches = self.train_step(batches)
-            self.last_loss = loss
+            loop.last_loss = loss
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
             if lines is not None:
-                lines.update(self.step, loss)
-            if self.step % self.training.log_every == 0 or self.step == self.training.steps:
+                lines.update(loop.step, loss)
+            if loop.step % self.training.log_every == 0 or loop.step == self.training.steps:
                 lr = self.scheduler.get_last_lr()[0]
-                self._log({"step": self.step, "epoch": self.epoch, "loss": loss, "lr": lr})
-            if self.step % self.training.eval_every == 0 or self.step == self.training.steps:
+                self._log({"step": loop.step, "epoch": loop.epoch, "loss": loss, "lr": lr})
+            if loop.step % self.training.eval_every == 0 or loop.step == self.training.steps:
                 self._evaluate()
-            if self.step % self.training.checkpoint_every == 0 or self.step == self.training.steps:
+            if loop.step % self.training.checkpoint_every == 0 or loop.step == self.training.steps:
                 self.checkpoint_save()
         bar.close()
-        finished = self.step >= self.training.steps
+        finished = loop.step >= self.training.steps
         last = self.training.selection == "last"
         if finished and last:
             self.last_save()
         return TrainResult(
-            steps=self.step,
-            best_step=int(self.best["step"]),
-            best_validation_accuracy=float(self.best["accuracy"]),
-            best_validation_loss=float(self.best["loss"]),
-            final_loss=self.last_loss,
+            steps=loop.step,
+            best_step=loop.best_step,
+            best_validation_accuracy=float(loop.best_accuracy),
+            best_validation_loss=float(loop.best_loss),
+            final_loss=loop.last_loss,
             examples=len(self.indices),
             skipped=dict(self.features.skipped),
             resumed_from=self.resumed_from,
             selection=self.training.selection,
-            selected_step=self.step if last else int(self.best["step"]),
+            selected_step=loop.step if last else loop.best_step,
         )
 
 
-def _rng_state() -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
+def _shared_aliases_drop(models: list[Any], weights: list[dict[str, Any]], output_dir: str) -> None:
+    """Keep one name of each tensor that several names share (a T5's tied embeddings).
+
+    Safetensors stores a tensor once; loading gives the other names back from the model.
+    ``save_state`` would drop the same names, with a warning at every checkpoint.
+    """
+    for state in weights:
+        seen: set[tuple[Any, ...]] = set()
+        for name in list(state):
+            tensor = state[name]
+            if not isinstance(tensor, torch.Tensor) or tensor.numel() == 0:
+                continue
+            where = (
+                tensor.device,
+                tensor.untyped_storage().data_ptr(),
+                tensor.storage_offset(),
+                tuple(tensor.shape),
+                tensor.stride(),
+            )
+            if where in seen:
+                del state[name]
+            seen.add(where)
 
 
-def _rng_restore(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _sibling(directory: Path, suffix: str) -> Path:
+    return directory.with_name(f"{directory.name}.{suffix}")
+
+
+def _directory_replace(source: Path, target: Path) -> None:
+    """Put the folder ``source`` at ``target``; a crash at any point leaves one whole folder."""
+    previous = _sibling(target, "previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if target.exists():
+        target.rename(previous)
+    source.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _directory_recover(target: Path) -> None:
+    """Finish a ``_directory_replace`` that a crash interrupted between its two renames."""
+    previous = _sibling(target, "previous")
+    if previous.exists() and not target.exists():
+        previous.rename(target)
 
 
 def _metrics_truncate(path: Path, step: int) -> None:
@@ -474,6 +566,9 @@ def student_train(
     ``progress`` shows a tqdm bar (for a terminal). Without it, ``log`` (when given) receives
     a progress line every few seconds: step, loss, steps per second and the time left, named
     by ``label`` (default: the output folder's name).
+
+    ``accelerator`` defaults to a new one from ``accelerator_create``; one given here must be
+    new as well, since ``save_state`` writes every model an accelerator has prepared.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(
@@ -536,17 +631,10 @@ def validation_loss(
     indices: Sequence[int] | None = None,
 ) -> float:
     """The objective on held-out examples (mean over batches), without dropout."""
-    weights = view_weights(method, training.objective)
-    views = [view for view in features.views if view in weights]
-    collator = BatchCollator(
-        features,
-        pad_token_id=tokenizer.pad_token_id,
-        decoder_start_token_id=decoder_start_token_id(model),
-        views=views,
+    collator, view_weight = collator_build(
+        features, method=method, training=training, tokenizer=tokenizer, model=model
     )
-    view_weight = torch.tensor(
-        [weights[view] for view in views], dtype=torch.float32, device=device
-    )
+    view_weight = view_weight.to(device)
     usable = features.usable_indices() if indices is None else np.asarray(indices)
     losses = []
     with torch.no_grad():

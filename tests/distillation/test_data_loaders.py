@@ -80,6 +80,34 @@ def test_it_loads_parquet_and_a_hugging_face_folder(tmp_path: Path) -> None:
     assert [example.answer for example in from_folder] == ["refrigerator", "oven"]
 
 
+def test_a_folder_of_shards_loads_them_in_shard_number_order(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    for number, identifier in ((10, "late"), (2, "early")):
+        datasets.Dataset.from_list([cos_e_row(identifier)]).save_to_disk(
+            str(tmp_path / "split" / f"shard_{number}")
+        )
+
+    assert [example.id for example in examples_load(tmp_path / "split")] == ["early", "late"]
+
+
+def test_a_damaged_hugging_face_folder_is_named_in_the_error(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list([cos_e_row("q1")]).save_to_disk(str(tmp_path / "hf"))
+    for arrow_file in (tmp_path / "hf").glob("*.arrow"):
+        arrow_file.write_bytes(b"not an arrow stream")
+
+    with pytest.raises(DataError, match="not a readable save_to_disk dataset") as caught:
+        examples_load(tmp_path / "hf")
+    assert str(tmp_path / "hf") in str(caught.value)
+
+
+def test_a_folder_without_a_saved_dataset_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "shard_0").mkdir(parents=True)
+
+    with pytest.raises(DataError, match="not a Hugging Face save_to_disk folder"):
+        examples_load(tmp_path / "empty")
+
+
 def test_limit_keeps_the_first_examples(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "t.jsonl", [cos_e_row(f"q{i}") for i in range(5)])
 

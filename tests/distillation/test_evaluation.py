@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
+import distillation.evaluation
 from distillation.errors import DataError
 from distillation.evaluation import (
     CapCount,
+    GenerationSettings,
     accuracy_evaluate,
     answer_normalise,
     outputs_generate,
@@ -19,6 +23,7 @@ from tests.distillation.students_support import (
     model_make,
     teacher_make,
     tokenizer_make,
+    training_make,
 )
 
 
@@ -44,7 +49,9 @@ def test_mt_accuracy_is_exact_match_of_the_predict_output(tokenizer, examples):
         key = decoded_input(tokenizer, view_input("predict", example))
         outputs[key] = example.answer if index % 2 == 0 else example.wrong_choices[0]
     model = ScriptedModel(tokenizer, outputs)
-    result = accuracy_evaluate(model, tokenizer, examples, method="mt", batch_size=4)
+    result = accuracy_evaluate(
+        model, tokenizer, examples, method="mt", generation=GenerationSettings(batch_size=4)
+    )
     assert (result.correct, result.total) == (3, 6)
     assert result.accuracy == pytest.approx(0.5)
     assert model.calls == [4, 2]  # batched
@@ -58,7 +65,11 @@ def test_cf_accuracy_reads_the_answer_after_the_explanation(tokenizer, examples)
         outputs[key] = f"the {example.answer} fits {ANSWER_PHRASE} {choice}"
     model = ScriptedModel(tokenizer, outputs)
     result = accuracy_evaluate(
-        model, tokenizer, examples, method="cf", explanation_max_new_tokens=64
+        model,
+        tokenizer,
+        examples,
+        method="cf",
+        generation=GenerationSettings(explanation_max_new_tokens=64),
     )
     assert result.correct == 4
     assert result.predictions[5] == examples[5].wrong_choices[1]
@@ -88,7 +99,7 @@ def test_outputs_that_hit_a_tiny_cap_are_counted(tokenizer, examples):
         tokenizer,
         examples,
         method="mt",
-        answer_max_new_tokens=cap,
+        generation=GenerationSettings(answer_max_new_tokens=cap),
     )
     assert result.truncation == CapCount("training.answer_max_new_tokens", cap, 2, 6)
     assert result.as_dict()["truncated"] == 2
@@ -116,3 +127,27 @@ def test_too_many_cut_outputs_fail_with_the_cap_to_raise():
         r"raise training\.answer_max_new_tokens",
     ):
         truncation_check(counts, limit=0.01, what="evaluate: x")
+
+
+def test_the_run_configuration_gives_one_set_of_generation_settings():
+    training = training_make(
+        eval_batch_size=3,
+        answer_max_new_tokens=5,
+        explanation_max_new_tokens=9,
+        max_input_length=40,
+    )
+
+    settings = GenerationSettings.from_training(training)
+
+    assert settings == GenerationSettings(
+        batch_size=3, answer_max_new_tokens=5, explanation_max_new_tokens=9, max_input_length=40
+    )
+    assert settings.cap("predict") == (5, "training.answer_max_new_tokens")
+    for view in ("explain", "factual", "counterfactual"):
+        assert settings.cap(view) == (9, "training.explanation_max_new_tokens")
+
+
+def test_the_examples_in_the_docstrings_hold():
+    result = doctest.testmod(distillation.evaluation)
+    assert result.attempted > 0
+    assert result.failed == 0

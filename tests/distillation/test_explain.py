@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from distillation.evaluation import GenerationSettings
 from distillation.explain import choice_match, explanations_generate, jsonl_read, jsonl_write
 from distillation.features import ANSWER_PHRASE, view_input
 from studyapp.importing import explanations_read
@@ -105,8 +106,7 @@ def test_each_record_says_whether_its_explanation_was_cut(tokenizer, examples):
         student="tiny-t5",
         data_variant="original",
         run="r",
-        answer_max_new_tokens=8,
-        explanation_max_new_tokens=cap,
+        generation=GenerationSettings(answer_max_new_tokens=8, explanation_max_new_tokens=cap),
     )
     assert [record["truncated"] for record in batch.records] == [False, False, True, False]
     explanation, answer = batch.truncation

@@ -52,6 +52,19 @@ def test_a_tiny_t5_is_fixed_by_its_seed_and_leaves_the_global_generator_alone(to
     assert first.config.scale_decoder_outputs is False  # v1.1: no output rescaling
 
 
+def test_a_tiny_t5_shares_one_embedding_matrix_and_does_not_rescale_its_output(tokenizer):
+    # What the transformers range in pyproject.toml is chosen for.
+    model = model_make(tokenizer, dropout=0.0).eval()
+    shared = model.shared.weight
+    for layer in (model.lm_head, model.encoder.embed_tokens, model.decoder.embed_tokens):
+        assert layer.weight.data_ptr() == shared.data_ptr()
+    ids = torch.tensor([tokenizer("Where do fish live?")["input_ids"]])
+    with torch.no_grad():
+        output = model(input_ids=ids, labels=ids, output_hidden_states=True)
+    last_hidden = output.decoder_hidden_states[-1]
+    assert torch.allclose(output.logits, last_hidden @ shared.T, atol=1e-5)
+
+
 def test_the_untrained_model_starts_near_uniform_predictions(tokenizer):
     model = model_make(tokenizer, dropout=0.0).eval()
     ids = torch.tensor([tokenizer("Where do fish live?")["input_ids"]])

@@ -1,19 +1,25 @@
 from __future__ import annotations
 
+import doctest
 import json
 import math
 import re
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from distillation.errors import ConfigError
+import distillation.training
+from distillation.errors import ConfigError, DataError
 from distillation.features import features_build
 from distillation.students import student_load
 from distillation.training import (
     BEST_DIR,
+    CHECKPOINT_DIR,
     LAST_DIR,
+    LOOP_STATE_FILE,
     TRAINING_FILE,
+    LoopState,
     ProgressLines,
     accelerator_create,
     duration_text,
@@ -47,7 +53,9 @@ def _losses(directory) -> list[float]:
     return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
 
 
-def _train(setup, directory, *, seed=0, stop_after=None, validate=None, **overrides):
+def _train(
+    setup, directory, *, seed=0, stop_after=None, validate=None, accelerator=None, **overrides
+):
     tokenizer, features = setup
     return student_train(
         model=model_make(tokenizer, seed=seed),
@@ -58,8 +66,18 @@ def _train(setup, directory, *, seed=0, stop_after=None, validate=None, **overri
         seed=seed,
         output_dir=directory,
         validate=validate or (lambda model: {"accuracy": 0.0, "loss": 1.0}),
+        accelerator=accelerator,
         stop_after=stop_after,
     )
+
+
+def _weights(directory) -> dict[str, torch.Tensor]:
+    model, _ = student_load(directory)
+    return model.state_dict()
+
+
+def _loop_state(directory) -> LoopState:
+    return LoopState.from_json((directory / CHECKPOINT_DIR / LOOP_STATE_FILE).read_text())
 
 
 def test_two_runs_with_one_seed_give_identical_losses(tmp_path, setup):
@@ -81,6 +99,66 @@ def test_a_resumed_run_continues_with_the_identical_next_step_loss(tmp_path, set
     assert resumed.resumed_from == 3
     assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")
     assert training_complete(tmp_path / "resumed")
+    straight, after_resume = (
+        _weights(tmp_path / "straight" / LAST_DIR),
+        _weights(tmp_path / "resumed" / LAST_DIR),
+    )
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, after_resume[name]), name
+
+
+def test_a_resume_with_accumulation_continues_at_the_next_micro_batch(tmp_path, setup):
+    # Three passes of two examples a step: the resumed loop must pick up the data position,
+    # the schedule and accelerate's count of passes where the interrupted one stopped.
+    settings = {"steps": 4, "batch_size": 6, "per_device_batch_size": 2, "checkpoint_every": 2}
+    _train(setup, tmp_path / "straight", warmup_steps=1, **settings)
+    _train(setup, tmp_path / "resumed", warmup_steps=1, stop_after=2, **settings)
+    resumed = _train(setup, tmp_path / "resumed", warmup_steps=1, **settings)
+    assert resumed.resumed_from == 2
+    assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")
+    lrs = [
+        json.loads(line)["lr"]
+        for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+        if '"lr"' in line
+    ]
+    assert lrs == pytest.approx([1e-3, 2e-3 / 3, 1e-3 / 3, 0.0])
+
+
+def test_runs_one_after_another_in_one_process_share_no_state(tmp_path, setup):
+    _train(setup, tmp_path / "alone", seed=2, steps=3, checkpoint_every=3)
+    # A run with accumulation in between: its setting and its model must not carry over.
+    _train(setup, tmp_path / "between", seed=1, steps=3, batch_size=6, per_device_batch_size=2)
+    _train(setup, tmp_path / "after", seed=2, steps=3, checkpoint_every=3)
+    assert _losses(tmp_path / "after") == _losses(tmp_path / "alone")
+    # The checkpoint holds this run's model only, its tied embeddings stored once.
+    saved = sorted(path.name for path in (tmp_path / "after" / CHECKPOINT_DIR).iterdir())
+    assert [name for name in saved if name.startswith("model")] == ["model.safetensors"]
+    assert LOOP_STATE_FILE in saved
+
+
+def test_a_checkpoint_of_the_earlier_format_is_refused_with_what_to_do(tmp_path, setup):
+    old = tmp_path / "run" / CHECKPOINT_DIR
+    old.mkdir(parents=True)
+    (old / "state.pt").write_bytes(b"not read")
+    with pytest.raises(DataError, match="earlier version") as caught:
+        _train(setup, tmp_path / "run")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(old) in message
+    assert "delete that folder" in message
+    assert "new run folder" in message
+
+
+def test_a_checkpoint_swap_cut_short_is_finished_on_resume(tmp_path, setup):
+    _train(setup, tmp_path / "straight", steps=4, checkpoint_every=2)
+    _train(setup, tmp_path / "run", steps=4, checkpoint_every=2, stop_after=2)
+    # A crash between the two renames of a checkpoint swap leaves only the previous folder.
+    checkpoint = tmp_path / "run" / CHECKPOINT_DIR
+    checkpoint.rename(checkpoint.with_name(f"{CHECKPOINT_DIR}.previous"))
+    resumed = _train(setup, tmp_path / "run", steps=4, checkpoint_every=2)
+    assert resumed.resumed_from == 2
+    assert _losses(tmp_path / "run") == _losses(tmp_path / "straight")
+    assert not checkpoint.with_name(f"{CHECKPOINT_DIR}.previous").exists()
 
 
 def test_the_loss_falls_when_training_on_a_few_examples(tmp_path, setup):
@@ -138,10 +216,11 @@ def test_the_last_selection_keeps_the_final_weights_whatever_validation_says(tmp
     assert selected_dir(tmp_path / "run") == tmp_path / "run" / LAST_DIR
     assert not (tmp_path / "run" / BEST_DIR).exists()
     assert training_complete(tmp_path / "run")
-    kept, _ = student_load(tmp_path / "run" / LAST_DIR)
-    state = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=False)
-    for name, tensor in kept.state_dict().items():
-        assert torch.equal(tensor, state["model"][name]), name
+    kept = _weights(tmp_path / "run" / LAST_DIR)
+    checkpoint = load_file(tmp_path / "run" / CHECKPOINT_DIR / "model.safetensors")
+    assert checkpoint
+    for name, tensor in checkpoint.items():
+        assert torch.equal(tensor, kept[name]), name
 
 
 def test_gradient_accumulation_consumes_several_batches_per_step(tmp_path, setup):
@@ -150,9 +229,9 @@ def test_gradient_accumulation_consumes_several_batches_per_step(tmp_path, setup
         setup, tmp_path / "run", steps=2, batch_size=6, per_device_batch_size=2, eval_every=2
     )
     assert result.steps == 2
-    state = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=False)
+    state = _loop_state(tmp_path / "run")
     # six examples in batches of two: three batches an epoch, so two steps of three span two epochs
-    assert (state["epoch"], state["position"]) == (1, 3)
+    assert (state.step, state.epoch, state.position) == (2, 1, 3)
 
 
 def test_cpu_training_runs_in_full_precision():
@@ -244,3 +323,9 @@ def test_the_time_left_is_estimated_from_the_rate_so_far():
         "59 min 59 s",
         "1 h 00 min",
     ]
+
+
+def test_the_examples_in_the_docstrings_hold():
+    result = doctest.testmod(distillation.training)
+    assert result.attempted > 0
+    assert result.failed == 0
