@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
+# The real data (CommonsenseQA, the published teacher outputs, a published rating instrument):
+# EXPLAINSTUDY_TEST_DATA names its folder; by default the data folder beside the project.
+SHARED_DATA = Path(
+    os.environ.get("EXPLAINSTUDY_TEST_DATA") or ROOT.parent / "shared" / "data"
+).resolve()
 
 
 @pytest.fixture

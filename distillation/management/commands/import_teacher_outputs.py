@@ -14,8 +14,8 @@ from distillation.importing import teacher_outputs_import
 class Command(BaseCommand):
     help = (
         "Import teacher outputs into a teacher-output store: a Hugging Face save_to_disk folder "
-        "(one shard, or a folder of shard_N folders such as ../shared/data/teacher/llama2-13b/"
-        "cqa-train) or a JSON Lines file in the project's format. Keys already in the store are "
+        "(one shard, or a folder of shard_N folders such as data/teacher/llama2-13b/cqa-train) "
+        "or a JSON Lines file in the project's format. Keys already in the store are "
         "skipped, so importing twice is harmless."
     )
 
