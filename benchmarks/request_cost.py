@@ -42,21 +42,36 @@ from benchmarks import load as lp  # noqa: E402
 RATED_ITEMS = 12  # per participant: per_condition 3 x 4 conditions, as the load test's study
 
 
-def group_cpu_ns(leader: int) -> int:
-    """CPU nanoseconds used so far by the live processes of ``leader``'s group
+def group_cpu_ns(leader: int) -> dict[int, int]:
+    """CPU nanoseconds used so far by each live process of ``leader``'s group
     (``benchmarks.load.group_members``), every thread of each.
 
     A process's own schedstat covers only its main thread, so threads are read one by one.
-    Processes that ended since the last reading are not counted; none end in this run.
     """
-    total = 0
+    used: dict[int, int] = {}
     for pid, _ in lp.group_members(leader):
         try:
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                total += int((task / "schedstat").read_text().split()[0])
+            used[pid] = sum(
+                int((task / "schedstat").read_text().split()[0])
+                for task in Path(f"/proc/{pid}/task").iterdir()
+            )
         except (OSError, ValueError, IndexError):
             continue  # the process or thread ended while it was read
-    return total
+    return used
+
+
+def cpu_ns_between(before: dict[int, int], after: dict[int, int]) -> int:
+    """CPU used between two readings: what each process added, a new one all it used.
+
+    A process that ended in between (PostgreSQL's autovacuum workers come and go) is left
+    out rather than subtracted, so a reading never goes negative.
+
+    Examples
+    --------
+    >>> cpu_ns_between({1: 100, 2: 50}, {1: 130, 3: 20})
+    50
+    """
+    return sum(used - before.get(pid, 0) for pid, used in after.items())
 
 
 def schedstat_available() -> bool:
@@ -158,8 +173,8 @@ def measure(args: argparse.Namespace) -> tuple[Costs, int]:
             server_after, database_after = group_cpu_ns(gunicorn_pid), group_cpu_ns(postgres_pid)
             costs.add(
                 kind,
-                server=(server_after - server_before) / 1e6,
-                database=(database_after - database_before) / 1e6,
+                server=cpu_ns_between(server_before, server_after) / 1e6,
+                database=cpu_ns_between(database_before, database_after) / 1e6,
                 client=client / 1e6,
             )
             return response

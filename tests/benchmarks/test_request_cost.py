@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from benchmarks.request_cost import Costs, group_cpu_ns, schedstat_available, summarise
+from benchmarks.request_cost import (
+    Costs,
+    cpu_ns_between,
+    group_cpu_ns,
+    schedstat_available,
+    summarise,
+)
 
 
 def _costs() -> Costs:
@@ -55,6 +61,11 @@ def test_the_counter_grows_with_the_cpu_a_process_spends() -> None:
     while time.process_time_ns() - began < 50_000_000:  # 50 ms of CPU
         pass
 
-    spent = group_cpu_ns(os.getpid()) - before
+    spent = cpu_ns_between(before, group_cpu_ns(os.getpid()))
 
     assert 40_000_000 <= spent < 2_000_000_000
+
+
+def test_a_process_that_ended_between_readings_is_left_out_not_subtracted() -> None:
+    # Process 2 ended (an autovacuum worker), process 3 started: 30 + 20, never 30 - 50.
+    assert cpu_ns_between({1: 100, 2: 50}, {1: 130, 3: 20}) == 50
