@@ -31,7 +31,7 @@ def descriptives(
     data : pandas.DataFrame
         Long format, one row per observation.
     dvs : sequence of str
-        Numeric columns to describe (the five dimensions and ``quality``).
+        Numeric columns to describe (the file's dimensions and ``quality``).
     between : str
         Grouping column.
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.load import DIMENSIONS, QUALITY
+from analysis.load import QUALITY, ratings_dimensions
 
 EXCLUSION_COLUMNS = ("rule", "description", "participants", "ratings")
 
@@ -82,7 +82,7 @@ def exclusions_apply(
     if attention_fail_threshold is not None and attention_fail_threshold < 1:
         raise AnalysisError("attention_fail_threshold must be at least 1")
     per_participant = ratings.groupby("participant", sort=False)
-    values = ratings[list(DIMENSIONS)]
+    values = ratings[list(ratings_dimensions(ratings))]
     straight = (
         values.min(axis=1).groupby(ratings["participant"]).min()
         == values.max(axis=1).groupby(ratings["participant"]).max()

@@ -27,10 +27,11 @@ def figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def figure_means(descriptives: pd.DataFrame) -> Figure:
+def figure_means(descriptives: pd.DataFrame, *, scale_points: int = 5) -> Figure:
     """Mean ± standard error per dimension (groups on the x axis) and condition (bars).
 
-    ``descriptives`` is the table of :func:`analysis.descriptives.descriptives`. Bars are
+    ``descriptives`` is the table of :func:`analysis.descriptives.descriptives`; the y axis
+    spans the rating scale, 1 to ``scale_points``. Bars are
     added condition by condition in sorted order, so ``axes.containers[i]`` holds the bars
     of the i-th condition.
     """
@@ -56,8 +57,8 @@ def figure_means(descriptives: pd.DataFrame) -> Figure:
             color=PALETTE[i % len(PALETTE)],
         )
     axes.set_xticks(x, dims, rotation=20, ha="right")
-    axes.set_ylim(1, 5)
-    axes.set_ylabel("mean rating (1–5) ± SE")
+    axes.set_ylim(1, scale_points)
+    axes.set_ylabel(f"mean rating (1–{scale_points}) ± SE")
     axes.legend(
         title="condition", fontsize="small", ncols=min(4, len(conditions)), loc="upper center"
     )
@@ -65,9 +66,15 @@ def figure_means(descriptives: pd.DataFrame) -> Figure:
 
 
 def figure_distributions(
-    ratings: pd.DataFrame, *, dims: Sequence[str], between: str = "condition"
+    ratings: pd.DataFrame,
+    *,
+    dims: Sequence[str],
+    between: str = "condition",
+    scale_points: int = 5,
 ) -> Figure:
     """Box plots of each dimension by condition (one panel per dimension, conditions sorted).
+
+    The y axes span the rating scale, 1 to ``scale_points``, with half a point to spare.
 
     Median lines carry the gid ``median:<dimension>:<condition>``.
     """
@@ -87,7 +94,7 @@ def figure_distributions(
         for condition, median in zip(conditions, parts["medians"], strict=True):
             median.set_gid(f"median:{dim}:{condition}")
         axes.set_title(dim)
-        axes.set_ylim(0.5, 5.5)
+        axes.set_ylim(0.5, scale_points + 0.5)
         axes.tick_params(axis="x", labelrotation=25, labelsize="small")
     return figure
 

@@ -11,14 +11,22 @@ import pandas as pd
 from analysis.errors import AnalysisError
 from studyformats.ratings import (
     CELL_QUOTE,
-    DIMENSIONS,
+    DEFAULT_SCALE_POINTS,
     ID_COLUMNS,
+    ITEM_COLUMNS,
     OPTIONAL_COLUMNS,
     QUALITY,
-    RATINGS_COLUMNS,
+    RESPONSE_COLUMNS,
+    SCALE_POINTS_COLUMN,
+    RatingsFormatError,
     cell_escape,
     cell_unescape,
+    header_dimensions,
 )
+
+# The default questionnaire's dimensions and columns, for readers that name them.
+from studyformats.ratings import DIMENSIONS as DIMENSIONS
+from studyformats.ratings import RATINGS_COLUMNS as RATINGS_COLUMNS
 
 # The explanation-length measures a regression can use, by the name a plan gives them.
 LENGTH_COLUMNS = {"words": "explanation_length", "chars": "explanation_chars"}
@@ -66,21 +74,29 @@ def ratings_load(
     Returns
     -------
     pandas.DataFrame
-        A copy with typed columns (ids as strings, ratings as integers 1–5, lengths in
-        words and, when the file has them, characters as numbers, ``excluded`` as bool,
-        ``attention_failed`` as a count) and a ``quality`` column,
-        the mean of the five dimensions of each rated item. Extra columns (demographic
-        covariates) are kept as they are.
+        A copy with typed columns (ids as strings, ratings as integers from 1 to the scale's
+        points, lengths in words and, when the file has them, characters as numbers,
+        ``excluded`` as bool, ``attention_failed`` as a count) and a ``quality`` column, the
+        mean of the dimensions of each rated item. The columns keep their order, so
+        :func:`ratings_dimensions` and :func:`ratings_scale_points` read the dimensions and
+        the scale back from the frame. Extra columns (demographic covariates) are kept as
+        they are.
 
     Raises
     ------
     AnalysisError
-        Unreadable file, missing columns (``explanation_chars`` may be absent), a rating
-        outside 1–5, a non-numeric length or time, fewer than two conditions, or a reference condition that is not in the data.
-        The message names the column and the first offending lines.
+        Unreadable file, missing columns (``explanation_chars`` may be absent), no dimension
+        columns, a ``scale_points`` that is not one whole number of at least 2, a rating
+        outside 1 to the scale's points, a non-numeric length or time, fewer than two
+        conditions, or a reference condition that is not in the data. The message names the
+        column and the first offending lines.
 
     Notes
     -----
+    The dimensions are the columns between ``explanation_chars`` (``explanation_length`` in
+    files without character lengths) and ``seconds_on_item``, in their order; the scale has
+    the points of the ``scale_points`` column, or 5 when the file has none (docs/formats.md).
+
     ``attention_failed`` is the participant's number of failed attention checks. An
     export that writes it as true/false is read as 1/0 fails per participant; the
     exclusion rule then needs ``attention_fail_threshold=1`` (``report_write``, or
@@ -92,6 +108,9 @@ def ratings_load(
     >>> df = ratings_load(ratings_simulate(5, seed=0))
     >>> df.loc[0, [*DIMENSIONS, "quality"]].tolist()
     [3.0, 2.0, 2.0, 1.0, 1.0, 1.8]
+    >>> df = ratings_load(ratings_simulate(5, dimensions=["faithful", "clear"], scale_points=7))
+    >>> ratings_dimensions(df), ratings_scale_points(df)
+    (('faithful', 'clear'), 7)
     """
     if isinstance(source, pd.DataFrame):
         raw = source.copy()
@@ -101,19 +120,24 @@ def ratings_load(
         raw = _csv_read(Path(source))
         where = "line"
         first_row = 2  # line 1 is the header
-    missing = [c for c in RATINGS_COLUMNS if c not in raw.columns and c not in OPTIONAL_COLUMNS]
+    required = (*ITEM_COLUMNS, *RESPONSE_COLUMNS)
+    missing = [c for c in required if c not in raw.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise AnalysisError(f"the ratings are missing the column(s): {', '.join(missing)}")
+    dimensions = ratings_dimensions(raw)
     if raw.empty:
         raise AnalysisError("the ratings have no rows")
     labels = pd.Series(np.arange(len(raw)) + first_row, index=raw.index)
+    points = _scale_points_read(raw, labels, where)
     df = raw.copy()
     for col in ID_COLUMNS:
         df[col] = _text_column(
             raw[col], col, labels, where, required=col in ("participant", "condition")
         )
-    for dim in DIMENSIONS:
-        df[dim] = _integer_column(raw[dim], dim, labels, where, low=1, high=5)
+    if SCALE_POINTS_COLUMN in raw.columns:
+        df[SCALE_POINTS_COLUMN] = points
+    for dim in dimensions:
+        df[dim] = _integer_column(raw[dim], dim, labels, where, low=1, high=points)
     df["position"] = _integer_column(raw["position"], "position", labels, where, low=0, high=None)
     df["explanation_length"] = _number_column(
         raw["explanation_length"], "explanation_length", labels, where, required=True
@@ -127,9 +151,48 @@ def ratings_load(
     )
     df["attention_failed"] = _attention_column(raw["attention_failed"], labels, where)
     df["excluded"] = _bool_column(raw["excluded"], "excluded", labels, where)
-    df[QUALITY] = df[list(DIMENSIONS)].mean(axis=1)
+    df[QUALITY] = df[list(dimensions)].mean(axis=1)
     conditions_check(df, reference=reference)
     return df.reset_index(drop=True)
+
+
+def ratings_dimensions(ratings: pd.DataFrame) -> tuple[str, ...]:
+    """The dimension keys of a ratings export, in its order (see :func:`ratings_load`).
+
+    Raises
+    ------
+    AnalysisError
+        The columns that bound the dimensions are missing or out of order, or nothing lies
+        between them.
+
+    Examples
+    --------
+    >>> from analysis.simulate import ratings_simulate
+    >>> ratings_dimensions(ratings_simulate(2, dimensions=["faithful", "clear", "useful"]))
+    ('faithful', 'clear', 'useful')
+    """
+    try:
+        return header_dimensions(list(ratings.columns))
+    except RatingsFormatError as exc:
+        raise AnalysisError(str(exc)) from None
+
+
+def ratings_scale_points(ratings: pd.DataFrame) -> int:
+    """The number of points of the rating scale: the ``scale_points`` column, else 5.
+
+    Reads a frame of :func:`ratings_load`, whose ``scale_points`` column (when there is one)
+    holds one checked value.
+
+    Examples
+    --------
+    >>> ratings_scale_points(pd.DataFrame({"scale_points": [7, 7]}))
+    7
+    >>> ratings_scale_points(pd.DataFrame({"plausibility": [4]}))
+    5
+    """
+    if SCALE_POINTS_COLUMN not in ratings.columns or ratings.empty:
+        return DEFAULT_SCALE_POINTS
+    return int(ratings[SCALE_POINTS_COLUMN].iloc[0])
 
 
 def conditions_check(df: pd.DataFrame, *, reference: str | None = None) -> list[str]:
@@ -271,6 +334,28 @@ def _number_column(
         rule = "must be a number ≥ 0" if required else "must be empty or a number ≥ 0"
         raise _bad(column, rule, bad, raw, labels, where)
     return values.astype(float)
+
+
+def _scale_points_read(raw: pd.DataFrame, labels: pd.Series, where: str) -> int:
+    # One scale per file: a study has one questionnaire, and an export of several studies
+    # refuses questionnaires with different scales.
+    if SCALE_POINTS_COLUMN not in raw.columns:
+        return DEFAULT_SCALE_POINTS
+    column = raw[SCALE_POINTS_COLUMN]
+    values = _integer_column(column, SCALE_POINTS_COLUMN, labels, where, low=2, high=None)
+    first = int(values.iloc[0])
+    differs = values != first
+    if differs.any():
+        raise _bad(
+            SCALE_POINTS_COLUMN,
+            f"must be the same in every row ({where} {labels.iloc[0]} has {first}); "
+            "analyse ratings on different scales separately",
+            differs,
+            column,
+            labels,
+            where,
+        )
+    return first
 
 
 def _bool_values(raw: pd.Series) -> tuple[pd.Series, pd.Series]:

@@ -21,7 +21,8 @@ from statsmodels.miscmodels.ordinal_model import OrderedModel
 from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
 
 from analysis.errors import AnalysisError
-from analysis.load import RATINGS_COLUMNS
+from analysis.load import QUALITY, ratings_dimensions
+from studyformats.ratings import ITEM_COLUMNS, RESPONSE_COLUMNS, SCALE_POINTS_COLUMN
 
 COEF_COLUMNS = ("term", "estimate", "se", "statistic", "p", "ci_low", "ci_high")
 LENGTH = "explanation_length"
@@ -97,10 +98,21 @@ def regression_design(
 
 
 def covariates_check(data: pd.DataFrame, covariates: Sequence[str]) -> None:
-    """Raise AnalysisError unless every covariate is an extra (non-ratings) column of ``data``."""
-    extra = [c for c in data.columns if c not in RATINGS_COLUMNS and c != "quality"]
+    """Raise AnalysisError unless every covariate is an extra (non-ratings) column of ``data``.
+
+    The ratings columns are the fixed ones, ``quality`` and the file's own dimensions, so a
+    plan that names a dimension of these ratings as a covariate is refused by name.
+    """
+    dimensions = ratings_dimensions(data)
+    ratings_columns = {*ITEM_COLUMNS, *RESPONSE_COLUMNS, SCALE_POINTS_COLUMN, QUALITY}
+    extra = [c for c in data.columns if c not in ratings_columns and c not in dimensions]
     for name in covariates:
-        if name in RATINGS_COLUMNS or name == "quality":
+        if name in dimensions:
+            raise AnalysisError(
+                f"covariate {name!r} is a rating dimension of these ratings "
+                f"({', '.join(dimensions)}), not a covariate"
+            )
+        if name in ratings_columns:
             raise AnalysisError(f"covariate {name!r} is a ratings column, not a covariate")
         if name not in data.columns:
             known = ", ".join(extra) if extra else "none"
@@ -305,7 +317,7 @@ class _FrequencyOrderedModel(OrderedModel):
 def ordinal_fit(
     data: pd.DataFrame, *, dv: str, reference: str, length: str = LENGTH, maxiter: int = 200
 ) -> ModelFit:
-    """Cumulative-link (proportional-odds, logit) model of one 1–5 rating dimension.
+    """Cumulative-link (proportional-odds, logit) model of one rating dimension.
 
     Estimates are log odds ratios of a higher rating; the thresholds between adjacent
     observed categories are in ``stats["thresholds"]``. Fitted by BFGS on the distinct

@@ -1,7 +1,9 @@
-"""Internal consistency of the five-dimension rating scale.
+"""Internal consistency of the rating scale formed by the questionnaire's dimensions.
 
 Cronbach's alpha and McDonald's omega are computed over rated items (rows), treating the
-five dimensions as the items of one scale whose unweighted mean is ``quality``.
+dimensions of the ratings file (five for the default questionnaire) as the items of one scale
+whose unweighted mean is ``quality``. Alpha needs two items, the one-factor model behind omega
+and the loadings three.
 
 McDonald's omega comes from a one-factor model fitted by maximum likelihood to the item
 correlation matrix R, the method of R's ``factanal`` (Jöreskog, 1967): for uniquenesses

@@ -26,11 +26,13 @@ from analysis.errors import AnalysisError
 from analysis.exclusions import exclusions_apply
 from analysis.html import report_html
 from analysis.load import (
-    DIMENSIONS,
+    QUALITY,
     conditions_check,
     frame_escape,
     length_column,
+    ratings_dimensions,
     ratings_load,
+    ratings_scale_points,
     reference_default,
 )
 from analysis.plan import (
@@ -44,7 +46,7 @@ from analysis.plan import (
 )
 from analysis.regression import ModelFit, covariates_check, mixed_fit, ols_fit, ordinal_fit
 from analysis.reliability import correlations, cronbach_alpha, mcdonald_omega, one_factor_ml
-from analysis.summary import DVS, Differences, Problems, Results, summary_build
+from analysis.summary import Differences, Problems, Results, summary_build
 from analysis.tests_differences import anova_oneway, dunn, kruskal, levene, shapiro, tukey_hsd
 
 DIFFERENCE_TESTS = (
@@ -126,6 +128,9 @@ def report_write(
     problems = Problems()
     with _stage(timings, "load"):
         data = ratings_load(ratings)
+        # Every analysis below runs over the file's own dimensions (its questionnaire's).
+        dimensions = ratings_dimensions(data)
+        dvs = (*dimensions, QUALITY)
         all_conditions = conditions_check(data, reference=reference)
         if (
             reference is not None
@@ -144,16 +149,16 @@ def report_write(
         named_reference = _reference_check(used, all_conditions)
         covariates_check(data, used.regression.covariates)
         length = length_column(data, used.regression.length)
-        _check_variation(data)
+        _check_variation(data, dimensions)
     with _stage(timings, "exclusions"):
         frames, table = _exclusions(data, used)
         conditions = conditions_check(frames["tests"], reference=named_reference)
         reference_used = named_reference or reference_default(conditions)
     with _stage(timings, "descriptives"):
-        desc = descriptives(frames["descriptives"], dvs=DVS)
+        desc = descriptives(frames["descriptives"], dvs=dvs)
     with _stage(timings, "differences"):
         differences, not_run = _differences(
-            frames["tests"], used.tests, used.effect_sizes, problems
+            frames["tests"], used.tests, used.effect_sizes, problems, dvs=dvs
         )
     regression = used.regression
     fit_data = frames["regression"]
@@ -181,7 +186,7 @@ def report_write(
                     f"ordinal {dim}",
                     partial(ordinal_fit, fit_data, dv=dim, reference=reference_used, length=length),
                 )
-                for dim in DIMENSIONS
+                for dim in dimensions
             }
             if regression.ordinal
             else None
@@ -197,7 +202,9 @@ def report_write(
         )
     with _stage(timings, "reliability"):
         reliability = (
-            _reliability(frames["reliability"], problems) if used.reliability.enabled else None
+            _reliability(frames["reliability"], problems, dimensions)
+            if used.reliability.enabled
+            else None
         )
     with _stage(timings, "accuracy"):
         acc = (
@@ -206,7 +213,16 @@ def report_write(
             else None
         )
     with _stage(timings, "figures"):
-        pngs = _figures(frames["descriptives"], desc, ols, mixed, acc, length)
+        pngs = _figures(
+            frames["descriptives"],
+            desc,
+            ols,
+            mixed,
+            acc,
+            length,
+            dvs=dvs,
+            scale_points=ratings_scale_points(data),
+        )
     results = Results(
         data=data,
         frames=frames,
@@ -224,6 +240,7 @@ def report_write(
         ordinal=ordinal,
         reliability=reliability,
         accuracy=acc,
+        dimensions=dimensions,
         problems=problems,
     )
     summary = summary_build(results)
@@ -268,8 +285,8 @@ def _exclusions(
     return frames, excluded.table
 
 
-def _check_variation(data: pd.DataFrame) -> None:
-    values = np.unique(data[list(DIMENSIONS)].to_numpy())
+def _check_variation(data: pd.DataFrame, dimensions: Sequence[str]) -> None:
+    values = np.unique(data[list(dimensions)].to_numpy())
     if len(values) == 1:
         raise AnalysisError(
             f"every rating in the data is {values[0]}, so there is no variation to analyse"
@@ -281,16 +298,20 @@ def _differences(
     settings: DifferenceSettings,
     effects: EffectSizeSettings,
     problems: Problems,
+    *,
+    dvs: Sequence[str],
 ) -> tuple[Differences, list[dict[str, str]]]:
     differences: Differences = dict.fromkeys(DIFFERENCE_TESTS)
     not_run: list[dict[str, str]] = []
 
     def run(
-        name: str, test: Callable[..., pd.DataFrame], dvs: Sequence[str] = DVS
+        name: str, test: Callable[..., pd.DataFrame], chosen: Sequence[str] = dvs
     ) -> dict[str, pd.DataFrame | None]:
         return {
-            dv: problems.attempt(f"{name} {dv}", partial(test, data, dv=dv)) if dv in dvs else None
-            for dv in DVS
+            dv: problems.attempt(f"{name} {dv}", partial(test, data, dv=dv))
+            if dv in chosen
+            else None
+            for dv in dvs
         }
 
     def gate(omnibus: str, label: str, method: str) -> list[str]:
@@ -298,9 +319,9 @@ def _differences(
         # significant at alpha; the others are recorded with the reason.
         tables = differences[omnibus]
         if settings.posthoc_when == "always" or tables is None:
-            return list(DVS)
+            return list(dvs)
         chosen = []
-        for dv in DVS:
+        for dv in dvs:
             table = tables[dv]
             if table is None:
                 reason = f"{label} not computable"
@@ -322,29 +343,53 @@ def _differences(
     if "tukey" in settings.posthoc:
         differences["tukey"] = run("tukey", tukey_hsd, gate("anova", "ANOVA", "tukey"))
     if "dunn" in settings.posthoc:
-        dvs = gate("kruskal", "Kruskal–Wallis", "dunn")
+        gated = gate("kruskal", "Kruskal–Wallis", "dunn")
         for correction in settings.corrections:
             differences[f"dunn-{correction}"] = run(
-                f"dunn-{correction}", partial(dunn, p_adjust_method=correction), dvs
+                f"dunn-{correction}", partial(dunn, p_adjust_method=correction), gated
             )
     if effects.vargha_delaney:
         differences["vda"] = run("vda", vargha_delaney, gate("kruskal", "Kruskal–Wallis", "vda"))
     return differences, not_run
 
 
-def _reliability(kept: pd.DataFrame, problems: Problems) -> dict[str, Any]:
-    return {
-        "cronbach_alpha": problems.attempt(
-            "reliability cronbach_alpha", lambda: cronbach_alpha(kept, items=DIMENSIONS)
-        ),
-        "mcdonald_omega": problems.attempt(
-            "reliability mcdonald_omega", lambda: mcdonald_omega(kept, items=DIMENSIONS)
-        ),
-        "loadings": problems.attempt(
-            "reliability loadings", lambda: one_factor_ml(kept, items=DIMENSIONS)
-        ),
-        "correlations": correlations(kept, items=DIMENSIONS),
+# The fewest dimensions each reliability statistic is defined for: alpha compares items
+# with their sum, the one-factor model behind omega and the loadings is identified from three.
+RELIABILITY_MIN_DIMENSIONS = {
+    "cronbach_alpha": ("Cronbach's alpha", 2),
+    "mcdonald_omega": ("McDonald's omega (from a one-factor model)", 3),
+    "loadings": ("the one-factor model's loadings", 3),
+}
+
+
+def _reliability(
+    kept: pd.DataFrame, problems: Problems, dimensions: Sequence[str]
+) -> dict[str, Any]:
+    compute: dict[str, Callable[..., Any]] = {
+        "cronbach_alpha": cronbach_alpha,
+        "mcdonald_omega": mcdonald_omega,
+        "loadings": one_factor_ml,
     }
+    found: dict[str, Any] = {}
+    for name, function in compute.items():
+        found[name] = problems.attempt(
+            f"reliability {name}",
+            partial(_reliability_statistic, function, name, kept, dimensions),
+        )
+    found["correlations"] = correlations(kept, items=dimensions)
+    return found
+
+
+def _reliability_statistic(
+    function: Callable[..., Any], name: str, kept: pd.DataFrame, dimensions: Sequence[str]
+) -> Any:
+    label, needed = RELIABILITY_MIN_DIMENSIONS[name]
+    if len(dimensions) < needed:
+        raise AnalysisError(
+            f"{label} needs at least {needed} dimensions; these ratings have "
+            f"{len(dimensions)} ({', '.join(dimensions)})"
+        )
+    return function(kept, items=dimensions)
 
 
 def _figures(
@@ -354,10 +399,15 @@ def _figures(
     mixed: ModelFit | None,
     accuracy: AccuracyResult | None,
     length: str,
+    *,
+    dvs: Sequence[str],
+    scale_points: int,
 ) -> dict[str, bytes]:
     made = {
-        "means": figures.figure_means(desc),
-        "distributions": figures.figure_distributions(described, dims=DVS),
+        "means": figures.figure_means(desc, scale_points=scale_points),
+        "distributions": figures.figure_distributions(
+            described, dims=dvs, scale_points=scale_points
+        ),
     }
     coefficient_tables = {f"{m.name.upper()}": m.coef for m in (ols, mixed) if m is not None}
     if coefficient_tables:

@@ -9,6 +9,12 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.load import DIMENSIONS
+from studyformats.ratings import (
+    DEFAULT_SCALE_POINTS,
+    SCALE_POINTS_COLUMN,
+    RatingsFormatError,
+    ratings_header,
+)
 
 DEFAULT_CONDITIONS = ("CF:original", "MT:original", "MT+CF:original", "MT+CF:revised")
 
@@ -24,14 +30,17 @@ def ratings_simulate(
     noise_sd: float = 0.9,
     length_effect: float = 0.0,
     covariates: bool = False,
+    dimensions: Sequence[str] = DIMENSIONS,
+    scale_points: int = DEFAULT_SCALE_POINTS,
 ) -> pd.DataFrame:
     """Simulate a ratings export (the ratings-CSV columns of docs/formats.md) with known condition effects.
 
     Each participant rates ``items_per_condition`` explanations from every condition,
     never the same question twice, in a random order. A rating is a latent score
-    ``3 + participant intercept + effect[condition][dimension] + length_effect * z(length)
-    + noise`` rounded and clipped to the 1–5 scale, so an effect of 0.5 moves the mean by
-    somewhat less than 0.5 scale points near the ends of the scale.
+    ``middle + participant intercept + effect[condition][dimension] + length_effect * z(length)
+    + noise`` rounded and clipped to the scale (``middle`` is its centre, 3 on the 1–5
+    scale), so an effect of 0.5 moves the mean by somewhat less than 0.5 scale points near
+    the ends of the scale.
 
     Parameters
     ----------
@@ -51,6 +60,11 @@ def ratings_simulate(
         Shift per standard deviation of explanation length (in words).
     covariates : bool
         Add demographic covariate columns ``age`` (years) and ``gender``.
+    dimensions : sequence of str
+        The dimension keys, one rating column each (default: the five of plain-5).
+    scale_points : int
+        Points of the rating scale; other than 5, the frame has a ``scale_points`` column
+        after ``excluded``, as an export of such a study has.
 
     Returns
     -------
@@ -63,6 +77,9 @@ def ratings_simulate(
     >>> df = ratings_simulate(20, effects={"CF:original": {"completeness": 0.8}}, seed=1)
     >>> len(df), sorted(df["condition"].unique())[0]
     (240, 'CF:original')
+    >>> df = ratings_simulate(2, dimensions=["faithful", "clear", "useful"], scale_points=7)
+    >>> list(df.columns[8:]), int(df["faithful"].max()) <= 7
+    (['faithful', 'clear', 'useful', 'seconds_on_item', 'attention_failed', 'excluded', 'scale_points'], True)
     """
     if n_participants < 1:
         raise AnalysisError("n_participants must be at least 1")
@@ -72,6 +89,17 @@ def ratings_simulate(
     unknown = [c for c in effects if c not in conditions]
     if unknown:
         raise AnalysisError(f"effects name unknown conditions: {', '.join(unknown)}")
+    dimensions = tuple(dimensions)
+    try:
+        ratings_header(dimensions, scale_points)
+    except RatingsFormatError as exc:
+        raise AnalysisError(str(exc)) from None
+    unknown = sorted({d for shifts in effects.values() for d in shifts if d not in dimensions})
+    if unknown:
+        raise AnalysisError(
+            f"effects name unknown dimensions: {', '.join(unknown)}; dimensions are: "
+            + ", ".join(dimensions)
+        )
     rng = np.random.default_rng(seed)
     n_cond = len(conditions)
     per_participant = n_cond * items_per_condition
@@ -99,14 +127,17 @@ def ratings_simulate(
         "explanation_id": question_idx * n_cond + condition_idx + 1,
         "explanation_length": length,
     }
-    for dim in DIMENSIONS:
+    middle = (1 + scale_points) / 2
+    for dim in dimensions:
         shift = np.array([effects.get(c, {}).get(dim, 0.0) for c in conditions])[condition_idx]
-        latent = 3.0 + intercept + shift + length_effect * length_z + rng.normal(0, noise_sd, n)
-        columns[dim] = np.clip(np.rint(latent), 1, 5).astype(int)
+        latent = middle + intercept + shift + length_effect * length_z + rng.normal(0, noise_sd, n)
+        columns[dim] = np.clip(np.rint(latent), 1, scale_points).astype(int)
     columns["seconds_on_item"] = np.round(rng.lognormal(np.log(20.0), 0.5, n), 1)
     fails = rng.choice([0, 1, 2], p=[0.9, 0.07, 0.03], size=n_participants)
     columns["attention_failed"] = fails[participant_idx]
     columns["excluded"] = np.zeros(n, dtype=bool)
+    if scale_points != DEFAULT_SCALE_POINTS:
+        columns[SCALE_POINTS_COLUMN] = np.full(n, scale_points)
     if covariates:
         columns["age"] = rng.integers(18, 70, n_participants)[participant_idx]
         columns["gender"] = rng.choice(

@@ -12,11 +12,10 @@ import pandas as pd
 
 from analysis.accuracy import AccuracyResult, accuracy_summary
 from analysis.errors import AnalysisError
-from analysis.load import DIMENSIONS, QUALITY
+from analysis.load import QUALITY, ratings_scale_points
 from analysis.plan import AnalysisPlan, Deviation
 from analysis.regression import ModelFit
 
-DVS = (*DIMENSIONS, QUALITY)
 # Post-hoc tables in the order summary.json lists them, with the column of their statistic.
 POSTHOC_STATISTICS = (("tukey", "q"), ("dunn-bonferroni", "z"), ("dunn-holm", "z"))
 T = TypeVar("T")
@@ -65,7 +64,14 @@ class Results:
     ordinal: dict[str, ModelFit | None] | None
     reliability: dict[str, Any] | None
     accuracy: AccuracyResult | None
+    # The file's dimension keys, in its order (analysis.load.ratings_dimensions).
+    dimensions: tuple[str, ...]
     problems: Problems = field(default_factory=Problems)
+
+    @property
+    def dvs(self) -> tuple[str, ...]:
+        """What the tests of differences analyse: each dimension, then quality."""
+        return (*self.dimensions, QUALITY)
 
 
 def clean(value: Any) -> Any:
@@ -137,7 +143,7 @@ def plan_json(
 
 def _posthoc(results: Results) -> dict[str, list[dict[str, Any]]]:
     posthoc: dict[str, list[dict[str, Any]]] = {}
-    for dv in DVS:
+    for dv in results.dvs:
         entries: list[dict[str, Any]] = []
         for name, statistic in POSTHOC_STATISTICS:
             tables = results.differences.get(name)
@@ -166,7 +172,7 @@ def _per_dv(
     if tables is None:
         return None
     out = {}
-    for dv in DVS:
+    for dv in results.dvs:
         record = _record(tables[dv], keys, results.problems.reason(f"{test} {dv}"))
         out[dv] = {k: (None if k in hidden else v) for k, v in record.items()}
     return out
@@ -204,7 +210,7 @@ def summary_build(results: Results) -> dict[str, Any]:
         "n_participants": int(tested["participant"].nunique()),
         "n_ratings": len(tested),
         "conditions": results.conditions,
-        "dimensions": list(DVS),
+        "dimensions": list(results.dvs),
         "anova": _per_dv(
             results,
             "anova",
@@ -246,6 +252,7 @@ def summary_build(results: Results) -> dict[str, Any]:
         "input": {
             "n_participants": int(results.data["participant"].nunique()),
             "n_ratings": len(results.data),
+            "scale_points": ratings_scale_points(results.data),
         },
         "exclusions": results.exclusions.to_dict("records"),
         "outliers": {

@@ -329,6 +329,10 @@ class StudyConfig:
     live: StrictBool = True
     # The analysis plan registered on the study (a shipped name or a plan file); None: none.
     plan: StrictStr | None = None
+    # What participants rate: a stored questionnaire's NAME or NAME@VERSION, or a .toml/.json
+    # questionnaire file (checked here, stored when the study is created); None: plain-5 for
+    # a new study, and an existing study keeps its own.
+    questionnaire: StrictStr | None = None
 
     @field_validator("title", "completion_code")
     @classmethod
@@ -339,6 +343,11 @@ class StudyConfig:
     @classmethod
     def _plan_found(cls, plan: str | None, info: ValidationInfo) -> str | None:
         return _plan_resolve(plan, "study.plan", info) if plan else None
+
+    @field_validator("questionnaire")
+    @classmethod
+    def _questionnaire_found(cls, questionnaire: str | None, info: ValidationInfo) -> str | None:
+        return _questionnaire_resolve(questionnaire, info) if questionnaire else None
 
 
 @dataclass(frozen=True, config=TABLE)
@@ -505,6 +514,33 @@ def _plan_resolve(plan: str, key: str, info: ValidationInfo) -> str:
             f"values: {', '.join(names)}, or the path of an existing .toml plan file"
         )
     _analysis_plan_check(path, key)
+    return str(path)
+
+
+# A stored questionnaire: its name (a slug), optionally "@" and a version number.
+_QUESTIONNAIRE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,59}(@[1-9][0-9]{0,8})?")
+
+
+def _questionnaire_resolve(questionnaire: str, info: ValidationInfo) -> str:
+    """A stored questionnaire's NAME[@VERSION] as it is (the study stage looks it up), a
+    questionnaire file as its checked path."""
+    if not questionnaire.lower().endswith((".toml", ".json")):
+        if _QUESTIONNAIRE_NAME.fullmatch(questionnaire):
+            return questionnaire
+        raise ValueError(
+            f"study.questionnaire = {questionnaire!r} is neither a questionnaire's NAME or "
+            "NAME@VERSION (lowercase letters, digits and '-', then '@' and a version number) "
+            "nor the path of a .toml or .json questionnaire file"
+        )
+    from studyformats.questionnaire import QuestionnaireError, questionnaire_read
+
+    path = path_resolve(Path(questionnaire), info)
+    if not path.is_file():
+        raise ValueError(f"study.questionnaire: no questionnaire file {path}")
+    try:
+        questionnaire_read(path)
+    except QuestionnaireError as error:
+        raise ValueError(f"study.questionnaire {error}") from None
     return str(path)
 
 

@@ -28,6 +28,7 @@ def study_from_explanations(path: Path, study: StudyConfig) -> str:
             per_condition=study.per_condition,
             live=study.live,
             plan=study.plan,
+            questionnaire=study.questionnaire,
         )
     except StudyImportError as error:
         raise DistillationError(f"study '{study.slug}': {error}") from None

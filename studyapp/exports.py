@@ -4,6 +4,11 @@
 gives the same rows. Participants appear under a salted hash of their Prolific ID;
 excluded participants are kept and flagged, because deciding whom to drop is the
 analysis's job and must stay visible in the data.
+
+The rating columns are the dimension keys of the study's questionnaire, in its order, with
+a ``scale_points`` column when its scale is not 5 points (``studyformats.ratings``); the
+default questionnaire gives exactly ``RATINGS_COLUMNS``. Studies are exported together only
+when their questionnaires give the same columns.
 """
 
 from __future__ import annotations
@@ -23,28 +28,25 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from studyapp.models import Assignment, ParticipantDemographics, Rating, Study
-from studyformats.questionnaire import PLAIN_5
+from studyformats.questionnaire import PLAIN_5, Questionnaire
 
-# The ratings CSV's escaping is defined once, beside its reader: what the export writes, the
-# analysis reads back unchanged.
-from studyformats.ratings import cell_escape
-
-DIMENSIONS: tuple[str, ...] = PLAIN_5.keys
-RATINGS_COLUMNS: tuple[str, ...] = (
-    "participant",
-    "study",
-    "position",
-    "question_id",
-    "condition",
-    "explanation_id",
-    "explanation_length",
-    "explanation_chars",
-    *DIMENSIONS,
-    "seconds_on_item",
-    "attention_failed",
-    "excluded",
+# The ratings CSV's columns and escaping are defined once, beside its reader: what the export
+# writes, the analysis reads back unchanged.
+from studyformats.ratings import (
+    DEFAULT_SCALE_POINTS,
+    SCALE_POINTS_COLUMN,
+    cell_escape,
+    ratings_header,
 )
+
+# The default questionnaire's columns, which every study without its own questionnaire gets.
+from studyformats.ratings import RATINGS_COLUMNS as RATINGS_COLUMNS
+
 PROLIFIC_ID_COLUMN = "prolific_pid"
+
+
+class RatingsExportError(ValueError):
+    """Studies whose ratings cannot share one CSV; the message names each study's columns."""
 
 
 class TextWriter(Protocol):
@@ -119,13 +121,52 @@ def study_covariates(studies: Sequence[Study]) -> list[str]:
 
 
 def ratings_columns(
-    *, covariates: Sequence[str] = (), include_prolific_ids: bool = False
+    *,
+    covariates: Sequence[str] = (),
+    include_prolific_ids: bool = False,
+    questionnaire: Questionnaire = PLAIN_5,
 ) -> list[str]:
-    """The export's columns: the documented ones (docs/formats.md), then the given demographic covariates."""
-    columns = [*RATINGS_COLUMNS, *covariates]
+    """The export's columns: the documented ones (docs/formats.md) for the questionnaire's
+    dimensions and scale, then the given demographic covariates.
+
+    Examples
+    --------
+    >>> ratings_columns() == list(RATINGS_COLUMNS)
+    True
+    """
+    header = ratings_header(questionnaire.keys, questionnaire.scale.points)
+    columns = [*header, *covariates]
     if include_prolific_ids:
         columns.append(PROLIFIC_ID_COLUMN)
     return columns
+
+
+def studies_questionnaire(studies: Sequence[Study]) -> Questionnaire:
+    """The questionnaire whose columns an export of these studies has (plain-5 for none).
+
+    Several studies share one file when their questionnaires have the same dimension keys
+    in the same order and the same number of points: the rows' ``study`` column tells them
+    apart. Otherwise a column would be empty for some rows, or a 4 would mean different
+    things on different scales, so such an export is refused.
+
+    Raises
+    ------
+    RatingsExportError
+        The studies' questionnaires give different columns; the message lists each study's.
+    """
+    documents = [(study.slug, study.questionnaire_document) for study in studies]
+    if not documents:
+        return PLAIN_5
+    shapes = {(doc.keys, doc.scale.points) for _, doc in documents}
+    if len(shapes) > 1:
+        described = "; ".join(
+            f"{slug}: {', '.join(doc.keys)} on {doc.scale.points} points" for slug, doc in documents
+        )
+        raise RatingsExportError(
+            "these studies rate different dimensions or scales and cannot share one ratings "
+            f"file ({described}); export them one at a time"
+        )
+    return documents[0][1]
 
 
 def ratings_rows_build(
@@ -138,9 +179,13 @@ def ratings_rows_build(
     """Export rows for these items of ``ratings_items`` (a whole study or one page of it).
 
     Values keep their types (ints, floats, bools; None where there is no value);
-    ``ratings_write_csv`` turns them into text.
+    ``ratings_write_csv`` turns them into text. The rating keys are the dimension keys of
+    the study's questionnaire, in its order.
     """
     items = list(items)
+    questionnaire = study.questionnaire_document
+    dimensions = questionnaire.keys
+    points = questionnaire.scale.points
     if covariates is None:
         covariates = study_covariates([study])
     values = _ratings_by_assignment([item["id"] for item in items])
@@ -167,12 +212,14 @@ def ratings_rows_build(
             "explanation_chars": item["explanation_chars"],
         }
         ratings = values.get(item["id"], {})
-        for dimension in DIMENSIONS:
+        for dimension in dimensions:
             row[dimension] = ratings.get(dimension)
         row["seconds_on_item"] = _seconds_between(item["shown_at"], item["answered_at"])
         # The count of failed checks, not a yes/no: the analysis applies its own threshold.
         row["attention_failed"] = item["participant__attention_failures"]
         row["excluded"] = item["participant__excluded"]
+        if points != DEFAULT_SCALE_POINTS:
+            row[SCALE_POINTS_COLUMN] = points
         if covariates:
             row.update(_covariates_of(demographics.get(participant_id), covariates))
         if include_prolific_ids:
@@ -188,7 +235,8 @@ def _seconds_between(shown: datetime | None, answered: datetime | None) -> float
 
 
 def ratings_rows(study: Study, *, include_prolific_ids: bool = False) -> list[dict[str, Any]]:
-    """Every rated item of the study as a dict, keys in the ratings-CSV column order."""
+    """Every rated item of the study as a dict, keys in the ratings-CSV column order (the
+    columns of ``ratings_columns`` for the study's questionnaire)."""
     return ratings_rows_build(
         ratings_items(study), study=study, include_prolific_ids=include_prolific_ids
     )
@@ -220,9 +268,20 @@ def ratings_export_write(
 
     Rows are told apart by the ``study`` column; the covariate columns are those with a value in any
     of the studies. Returns the number of rows written.
+
+    Raises
+    ------
+    RatingsExportError
+        The studies' questionnaires give different columns (``studies_questionnaire``);
+        nothing is written then.
     """
+    questionnaire = studies_questionnaire(studies)
     covariates = study_covariates(studies)
-    columns = ratings_columns(covariates=covariates, include_prolific_ids=include_prolific_ids)
+    columns = ratings_columns(
+        covariates=covariates,
+        include_prolific_ids=include_prolific_ids,
+        questionnaire=questionnaire,
+    )
     rows: list[dict[str, Any]] = []
     for study in studies:
         items = ratings_items(study)

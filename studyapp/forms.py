@@ -43,26 +43,51 @@ class ConsentForm(forms.Form):
 
 class RatingForm(forms.Form):
     """One required choice on the questionnaire's scale per dimension, plus the step the page
-    was shown for. Messages name the statement the participant sees."""
+    was shown for. Messages name what the participant sees above the row: the statement on an
+    item page, the dimension's label on an attention check (which shows no explanation for a
+    statement to be about).
+
+    Each choice's text is the point's accessible name: its label, or "3 of 7" for a point
+    the scale leaves unlabelled (the page shows only its number).
+
+    Examples
+    --------
+    >>> form = RatingForm({"step": "check-3", "plausibility": "6"}, check=True)
+    >>> form.is_valid(), form.errors["plausibility"][0]
+    (False, 'Please choose one of the 5 answers for “Plausibility”')
+    >>> RatingForm().fields["plausibility"].choices[0], form.fields["plausibility"].label
+    ((1, 'Strongly disagree'), 'Plausibility')
+    """
 
     step = forms.RegexField(regex=r"\A(item|check)-[0-9]{1,3}\Z")
 
-    def __init__(self, *args: Any, questionnaire: Questionnaire = PLAIN_5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        questionnaire: Questionnaire = PLAIN_5,
+        check: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.questionnaire = questionnaire
+        self.check = check
         scale = questionnaire.scale
-        choices = [(n, scale.label_of(n) or str(n)) for n in range(1, scale.points + 1)]
+        self.scale_points = scale.points
+        self.labelled_points = frozenset(scale.named)
+        choices = [
+            (n, scale.label_of(n) or f"{n} of {scale.points}") for n in range(1, scale.points + 1)
+        ]
         for dimension in questionnaire.dimensions:
+            shown = dimension.label if check else dimension.statement
             self.fields[dimension.key] = forms.TypedChoiceField(
-                label=dimension.statement,
+                label=shown,
                 choices=choices,
                 coerce=int,
                 widget=forms.RadioSelect,
                 error_messages={
-                    "required": f"Please choose an answer for “{dimension.statement}”",
+                    "required": f"Please choose an answer for “{shown}”",
                     "invalid_choice": (
-                        f"Please choose one of the {scale.points} answers for "
-                        f"“{dimension.statement}”"
+                        f"Please choose one of the {scale.points} answers for “{shown}”"
                     ),
                 },
             )

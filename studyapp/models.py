@@ -29,6 +29,7 @@ from studyformats.questionnaire import (
     questionnaire_from_data,
 )
 from studyformats.questionnaire import Questionnaire as QuestionnaireDocument
+from studyformats.ratings import COVARIATE_COLUMNS
 
 # Any questionnaire's scale lies within these; a study's own scale is its questionnaire's.
 LIKERT_MIN = 1
@@ -38,8 +39,8 @@ LIKERT_MAX = SCALE_MAX_POINTS
 DEFAULT_CONSENT_TEXT = """\
 This study is run by researchers who study how computer programs explain their answers to \
 everyday questions. You will read short questions, the answer a computer model gave, and the \
-model's explanation of that answer, and you will rate each explanation on five statements. \
-It takes about 10 to 15 minutes.
+model's explanation of that answer, and you will rate each explanation on a few short \
+statements. It takes about 10 to 15 minutes.
 
 Taking part is voluntary. You may stop at any time by closing this page and returning the \
 study on Prolific; you will not be penalised for returning it.
@@ -54,8 +55,9 @@ If you have questions about the study, message the researchers through Prolific.
 DEFAULT_INSTRUCTIONS_TEXT = """\
 Each page shows a multiple-choice question, the answer a computer model chose and the model's \
 explanation of why. The model's answer may be right or wrong; rate the explanation as it is \
-written. For each of five statements, say how much you agree, from "strongly disagree" to \
-"strongly agree". There are no right or wrong ratings: we want your honest judgement.
+written. For each statement under it, choose the point of the scale that matches your \
+judgement; the scale and its labels are shown with every statement. There are no right or \
+wrong ratings: we want your honest judgement.
 
 A few pages ask you to choose a particular answer to check that you are reading carefully. \
 Please follow what those pages ask."""
@@ -650,17 +652,7 @@ class ParticipantDemographics(models.Model):
     imported_at = models.DateTimeField(default=timezone.now)
 
     # The covariate columns of the ratings export, in order (model field names).
-    COVARIATES = (
-        "age",
-        "sex",
-        "ethnicity",
-        "country_of_birth",
-        "country",
-        "nationality",
-        "language",
-        "student_status",
-        "employment_status",
-    )
+    COVARIATES = COVARIATE_COLUMNS
 
     class Meta:
         verbose_name_plural = "participant demographics"

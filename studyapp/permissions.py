@@ -18,6 +18,14 @@ PARTICIPANTS_VIEW = ("studyapp.view_study", "studyapp.view_participant")
 PARTICIPANTS_CHANGE = ("studyapp.view_study", "studyapp.change_participant")
 # What participants answered, with their pseudonyms and covariates.
 RATINGS_VIEW = ("studyapp.view_study", "studyapp.view_participant", "studyapp.view_rating")
+# Questionnaires. Storing a document adds a questionnaire or a version, or changes the latest
+# version while no study with participants uses it, so it needs both permissions.
+QUESTIONNAIRE_VIEW = ("studyapp.view_questionnaire",)
+QUESTIONNAIRE_STORE = (
+    "studyapp.view_questionnaire",
+    "studyapp.add_questionnaire",
+    "studyapp.change_questionnaire",
+)
 
 
 def user_may(user: Any, permissions: tuple[str, ...]) -> bool:

@@ -87,7 +87,10 @@ def study_report_run(
     rows = ratings_rows(study)
     if not rows:
         raise ReportError(f"study '{study.slug}' has no ratings yet; there is nothing to analyse")
-    frame = pd.DataFrame(rows, columns=ratings_columns(covariates=study_covariates([study])))
+    columns = ratings_columns(
+        covariates=study_covariates([study]), questionnaire=study.questionnaire_document
+    )
+    frame = pd.DataFrame(rows, columns=columns)
     try:
         used = plan if plan is not None else study_plan(study)
     except AnalysisError as exc:

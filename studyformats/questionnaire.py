@@ -34,17 +34,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from studyformats.config_messages import validation_message
-from studyformats.ratings import RATINGS_COLUMNS
+from studyformats.ratings import RESERVED_COLUMNS
 
 SCALE_MIN_POINTS, SCALE_MAX_POINTS = 2, 11
 DIMENSIONS_MAX = 20
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # A dimension key becomes a CSV column and a name in the analysis: it may not take the name
 # of another column of the ratings file, nor of the mean the analysis adds.
-RESERVED_KEYS = frozenset(
-    {*RATINGS_COLUMNS, "quality", "scale_points", "questionnaire"}
-    - {"plausibility", "understandability", "completeness", "satisfaction", "contrastiveness"}
-)
+RESERVED_KEYS = RESERVED_COLUMNS
 CHECK_LABEL = "{label}"
 
 
@@ -135,7 +132,7 @@ class AttentionCheckSpec(_Table):
     # No check before this many rated items: every check follows real work.
     first_after: Annotated[int, Field(ge=1, le=50)] = 1
     instruction: Annotated[str, Field(min_length=1, max_length=300)] = (
-        "For every statement below, please choose “{label}”."
+        "In every row below, please choose “{label}”."
     )
     # The scale labels a check may ask for; empty: any labelled point.
     labels: tuple[str, ...] = ()
@@ -342,7 +339,7 @@ PLAIN_5 = questionnaire_from_data(
         "attention_checks": {
             "count": 2,
             "first_after": 1,
-            "instruction": "For every statement below, please choose “{label}”.",
+            "instruction": "In every row below, please choose “{label}”.",
         },
     },
     source="plain-5",

@@ -11,10 +11,14 @@ from django.db.models import Count
 from analysis.errors import AnalysisError
 from analysis.plan import PLAN_NAMES, AnalysisPlan
 from studyapp.importing import ExplanationsFileError
-from studyapp.models import Study
+from studyapp.models import Questionnaire, Study
 from studyapp.plans import plan_from_text, plan_from_upload, plan_shipped
+from studyapp.questionnaires import questionnaire_from_text, questionnaire_from_upload
+from studyapp.studies.services import study_questionnaire_refusal
 from studyapp.uploads import explanations_from_upload
 from studyformats.explanations import ExplanationRecord
+from studyformats.questionnaire import PLAIN_5, QuestionnaireError, questionnaire_toml
+from studyformats.questionnaire import Questionnaire as QuestionnaireDocument
 
 # The choice of the plan field that removes a registered plan (change form only).
 PLAN_NONE = "none"
@@ -96,6 +100,23 @@ class PlanFieldsForm(forms.Form):
         return (self.plan_new.name, self.plan_new.sha256) != (study.plan_name, study.plan_sha256)
 
 
+class QuestionnaireChoiceField(forms.ModelChoiceField):
+    """A stored questionnaire version, named with its title; empty: the default (plain-5)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "Questionnaire")
+        super().__init__(
+            queryset=Questionnaire.objects.order_by("name", "-version"),
+            required=False,
+            empty_label=f"{PLAIN_5.name}, the default questionnaire",
+            **kwargs,
+        )
+
+    def label_from_instance(self, obj: Questionnaire) -> str:
+        frozen = " (frozen)" if obj.is_frozen else ""
+        return f"{obj}{frozen}: {obj.title}" if obj.title else f"{obj}{frozen}"
+
+
 class StudyUploadForm(PlanFieldsForm):
     """Create a study (or add to one) from an explanations file, as ``create_study`` does."""
 
@@ -122,8 +143,20 @@ class StudyUploadForm(PlanFieldsForm):
     live = forms.BooleanField(
         required=False, help_text="Open the study to participants now (freezes its plan)."
     )
+    questionnaire = QuestionnaireChoiceField(
+        help_text="What participants rate: its statements, scale and attention checks. Empty "
+        "keeps an existing study's questionnaire; a new study gets the default."
+    )
 
-    field_order = ("slug", "explanations", "title", "completion_code", "per_condition", "live")
+    field_order = (
+        "slug",
+        "explanations",
+        "title",
+        "completion_code",
+        "per_condition",
+        "questionnaire",
+        "live",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,6 +168,11 @@ class StudyUploadForm(PlanFieldsForm):
         super().clean()
         study = Study.objects.filter(slug=self.cleaned_data.get("slug") or "").first()
         self.plan_clean(study)
+        chosen = self.cleaned_data.get("questionnaire")
+        if study is not None and chosen is not None and chosen.pk != study.questionnaire_id:
+            refusal = study_questionnaire_refusal(study)
+            if refusal:
+                self.add_error("questionnaire", f"{refusal}.")
         return self.cleaned_data
 
     def clean_explanations(self) -> Any:
@@ -179,16 +217,46 @@ class StudyChangeForm(forms.ModelForm, PlanFieldsForm):
     form is saved (the admin does it); the form only reads and checks them.
     """
 
+    # Not named "questionnaire": a model field of that name would be set on the study by the
+    # form itself, past the service that refuses a change once the study has participants.
+    questionnaire_choice = QuestionnaireChoiceField(
+        help_text="What participants rate: its statements, scale and attention checks. It can "
+        "change only until the first participant starts; a study that needs other questions "
+        "after that is a new study."
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         plan = self.fields.get("plan")
         if isinstance(plan, forms.ChoiceField):
             plan.choices = [*PLAN_CHOICES, (PLAN_NONE, "No plan (remove it)")]
+        if "questionnaire_choice" in self.fields:
+            self.fields["questionnaire_choice"].initial = self.instance.questionnaire_id
+        # After validation: whether the picker asks for another questionnaire.
+        self.questionnaire_given = False
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         self.plan_clean(self.instance)
+        self.questionnaire_clean()
         return self.cleaned_data
+
+    def questionnaire_clean(self) -> None:
+        """Note a change of questionnaire, refused with the service's message once the study
+        has participants (the service refuses it again should one start meanwhile)."""
+        if "questionnaire_choice" not in self.fields:
+            return
+        chosen = self.cleaned_data.get("questionnaire_choice")
+        study = self.instance
+        if (chosen.pk if chosen is not None else None) == study.questionnaire_id:
+            return
+        if chosen is None and study.questionnaire and study.questionnaire.name == PLAIN_5.name:
+            return  # the default already
+        refusal = study_questionnaire_refusal(study) if study.pk is not None else ""
+        if refusal:
+            self.add_error("questionnaire_choice", f"{refusal}.")
+            return
+        self.questionnaire_given = True
 
     class Meta:
         model = Study
@@ -229,3 +297,86 @@ class StudyChangeForm(forms.ModelForm, PlanFieldsForm):
                 f"Fewer than {per_condition} explanations in: {', '.join(short)}."
             )
         return per_condition
+
+
+class QuestionnaireAdminForm(forms.ModelForm):
+    """A questionnaire version edited as its document: TOML text, or an uploaded file.
+
+    The form reads and checks the document with the file format's messages; the admin
+    stores it through ``questionnaire_import``, so a frozen version is never changed. A
+    change to a frozen version is refused unless the "Save as new version" button sent it.
+    """
+
+    SAVE_AS_NEW_VERSION = "_saveasnew_version"
+
+    toml = forms.CharField(
+        label="Document (TOML)",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"}),
+        help_text="The questionnaire file's text: name, title, description, [scale], "
+        "[attention_checks] and one [[dimensions]] table per dimension (see "
+        "docs/questionnaires.md).",
+    )
+    upload = forms.FileField(
+        label="Or a file",
+        required=False,
+        help_text="A .toml or .json questionnaire file; when given, it is used instead of the "
+        "text above.",
+    )
+
+    class Meta:
+        model = Questionnaire
+        fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.document: QuestionnaireDocument | None = None
+        if self.instance.pk is not None and "toml" in self.fields:
+            self.fields["toml"].initial = questionnaire_toml(self.instance.document)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        upload = data.get("upload")
+        text = data.get("toml") or ""
+        field = "upload" if upload else "toml"
+        try:
+            if upload:
+                document = questionnaire_from_upload(upload)
+            elif text.strip():
+                document = questionnaire_from_text(text, source="the document")
+            else:
+                raise forms.ValidationError(
+                    "Give the questionnaire as TOML text or as a .toml or .json file."
+                )
+        except QuestionnaireError as exc:
+            self.add_error(field, str(exc))
+            return data
+        stored = self.instance
+        if stored.pk is not None:
+            if document.name != stored.name:
+                self.add_error(
+                    field,
+                    f"The document is named '{document.name}', but this is questionnaire "
+                    f"'{stored.name}'; store a questionnaire under another name from the "
+                    "“Add questionnaire” page.",
+                )
+                return data
+            if (
+                stored.is_frozen
+                and document.as_data() != stored.definition
+                and self.SAVE_AS_NEW_VERSION not in self.data
+            ):
+                raise forms.ValidationError(
+                    f"Version {stored.version} of '{stored.name}' is frozen: a study using it "
+                    "has participants, so its questions can no longer change. A changed "
+                    "document needs a new version: press “Save as new version”."
+                )
+        self.document = document
+        return data
+
+    def _post_clean(self) -> None:
+        # The model's own check would only repeat the document's, which clean() made with
+        # the format's messages; this form never saves its instance (the admin stores the
+        # document through questionnaire_import).
+        return

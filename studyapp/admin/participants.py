@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from studyapp.admin.forms import ReasonForm
-from studyapp.exports import ratings_download, ratings_export_write
+from studyapp.exports import RatingsExportError, ratings_download, ratings_export_write
 from studyapp.models import Participant, ParticipantExclusion, Study
 from studyapp.permissions import RATINGS_VIEW, user_may
 from studyapp.studies.services import participant_exclusion_set, participant_stop
@@ -228,10 +228,16 @@ class ParticipantAdmin(admin.ModelAdmin):
     @admin.action(
         description="Export ratings of the selected participants (CSV)", permissions=["ratings"]
     )
-    def ratings_export(self, request: HttpRequest, queryset: QuerySet[Participant]) -> HttpResponse:
+    def ratings_export(
+        self, request: HttpRequest, queryset: QuerySet[Participant]
+    ) -> HttpResponse | None:
         studies = list(Study.objects.filter(participants__in=queryset).distinct().order_by("slug"))
         response = ratings_download("participants")
-        ratings_export_write(
-            studies, response, participant_ids=list(queryset.values_list("pk", flat=True))
-        )
+        try:
+            ratings_export_write(
+                studies, response, participant_ids=list(queryset.values_list("pk", flat=True))
+            )
+        except RatingsExportError as exc:
+            self.message_user(request, f"Nothing was exported: {exc}.", messages.ERROR)
+            return None
         return response

@@ -23,7 +23,7 @@ from studyapp.demographics import (
     demographics_import,
     unmatched_message,
 )
-from studyapp.exports import ratings_download, ratings_export_write
+from studyapp.exports import RatingsExportError, ratings_download, ratings_export_write
 from studyapp.models import (
     Condition,
     Explanation,
@@ -40,8 +40,10 @@ from studyapp.studies.services import (
     STUDY_STATUS_CHANGES,
     StudyConflictError,
     excluded_release,
+    questionnaire_default,
     study_create_from_explanations,
     study_plan_set,
+    study_questionnaire_set,
     study_status_change,
 )
 from studyapp.uploads import UploadError, upload_lines
@@ -145,6 +147,7 @@ class StudyAdmin(admin.ModelAdmin):
         "participants_started",
         "participants_completed",
         "plan_label",
+        "questionnaire_label",
         "created_at",
         "dashboard_link",
     )
@@ -157,6 +160,7 @@ class StudyAdmin(admin.ModelAdmin):
         "dashboard_link",
         "plan_summary",
         "plan_text_shown",
+        "questionnaire_shown",
     )
     inlines = [ConditionInline]
     actions = ["study_open", "study_pause", "study_close", "ratings_export"]
@@ -177,6 +181,7 @@ class StudyAdmin(admin.ModelAdmin):
             },
         ),
         ("Texts", {"fields": ("consent_text", "instructions_text")}),
+        ("Questionnaire", {"fields": ("questionnaire_shown", "questionnaire_choice")}),
     )
     PLAN_INPUTS = ("plan", "plan_file", "plan_toml")
 
@@ -213,6 +218,23 @@ class StudyAdmin(admin.ModelAdmin):
         name = obj.plan_name or "none"
         return f"{name} (frozen)" if obj.plan_frozen else name
 
+    @admin.display(description="questionnaire")
+    def questionnaire_label(self, obj: Study) -> str:
+        return str(obj.questionnaire) if obj.questionnaire_id else "plain-5 (default)"
+
+    @admin.display(description="current questionnaire")
+    def questionnaire_shown(self, obj: Study) -> str:
+        questionnaire = obj.questionnaire
+        if questionnaire is None:
+            return "plain-5, the default"
+        frozen = " (frozen)" if questionnaire.is_frozen else ""
+        return format_html(
+            '{}{}: <a href="{}">preview its item page</a>',
+            questionnaire,
+            frozen,
+            reverse("admin:studyapp_questionnaire_preview", args=[questionnaire.pk]),
+        )
+
     @admin.display(description="registered plan")
     def plan_summary(self, obj: Study) -> str:
         return obj.plan_description()
@@ -231,6 +253,15 @@ class StudyAdmin(admin.ModelAdmin):
             except StudyPlanFrozenError as exc:
                 # The study went live between the form's check and now.
                 self.message_user(request, f"The plan was not changed: {exc}.", messages.ERROR)
+        if getattr(form, "questionnaire_given", False):
+            chosen = form.cleaned_data.get("questionnaire_choice") or questionnaire_default()
+            try:
+                study_questionnaire_set(study=obj, questionnaire=chosen)
+            except StudyConflictError as exc:
+                # A participant started between the form's check and now.
+                self.message_user(
+                    request, f"The questionnaire was not changed: {exc}.", messages.ERROR
+                )
 
     @admin.display(description="dashboard")
     def dashboard_link(self, obj: Study) -> str:
@@ -279,11 +310,17 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.action(
         description="Export ratings of the selected studies (CSV)", permissions=["ratings"]
     )
-    def ratings_export(self, request: HttpRequest, queryset: QuerySet[Study]) -> HttpResponse:
+    def ratings_export(
+        self, request: HttpRequest, queryset: QuerySet[Study]
+    ) -> HttpResponse | None:
         studies = list(queryset.order_by("slug"))
         name = studies[0].slug if len(studies) == 1 else f"{len(studies)}-studies"
         response = ratings_download(name)
-        ratings_export_write(studies, response)
+        try:
+            ratings_export_write(studies, response)
+        except RatingsExportError as exc:
+            self.message_user(request, f"Nothing was exported: {exc}.", messages.ERROR)
+            return None
         return response
 
     # ---- extra pages ------------------------------------------------------------------
@@ -361,6 +398,7 @@ class StudyAdmin(admin.ModelAdmin):
                     per_condition=data["per_condition"],
                     live=data["live"],
                     plan=form.plan_new if form.plan_given else None,
+                    questionnaire=data.get("questionnaire"),
                 )
             except StudyConflictError as exc:
                 form.add_error(None, f"Nothing was imported: {exc}")

@@ -11,10 +11,13 @@ from analysis.errors import AnalysisError
 from analysis.plan import PLAN_NAMES, AnalysisPlan
 from studyapp.exports import participant_pseudonym
 from studyapp.importing import ExplanationsFileError
-from studyapp.models import Condition, Participant, Study
+from studyapp.models import Condition, Participant, Questionnaire, Study
 from studyapp.plans import plan_from_text, plan_from_upload, plan_shipped
+from studyapp.questionnaires import questionnaire_from_upload
 from studyapp.uploads import explanations_from_upload
 from studyformats.explanations import ExplanationRecord
+from studyformats.questionnaire import PLAIN_5, QuestionnaireError
+from studyformats.questionnaire import Questionnaire as QuestionnaireDocument
 
 
 class ConditionSerializer(serializers.ModelSerializer):
@@ -210,7 +213,11 @@ class ParticipantSerializer(serializers.ModelSerializer):
 
 
 class RatingRowSerializer(serializers.Serializer):
-    """One rated item: a row of the ratings export, in the ratings-CSV column order."""
+    """One rated item: a row of the ratings export, in the ratings-CSV column order.
+
+    The rating fields are the dimensions of the study's questionnaire, given as the
+    ``questionnaire`` context; the schema shows the default questionnaire's five.
+    """
 
     participant = serializers.CharField(help_text="Pseudonym (salted hash of the Prolific ID).")
     study = serializers.CharField()
@@ -241,8 +248,135 @@ class RatingRowSerializer(serializers.Serializer):
     student_status = serializers.CharField(required=False, allow_null=True)
     employment_status = serializers.CharField(required=False, allow_null=True)
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        questionnaire = self.context.get("questionnaire")
+        points = questionnaire.scale.points if questionnaire is not None else 5
+        if questionnaire is None or (questionnaire.keys == PLAIN_5.keys and points == 5):
+            return fields
+        rated = {
+            key: serializers.IntegerField(
+                min_value=1, max_value=questionnaire.scale.points, allow_null=True
+            )
+            for key in questionnaire.keys
+        }
+        ordered: dict[str, serializers.Field] = {}
+        for name, field in fields.items():
+            if name in PLAIN_5.keys:
+                continue
+            if name == "seconds_on_item":
+                ordered.update(rated)
+            ordered[name] = field
+            if name == "excluded" and points != 5:
+                # As in the CSV: the scale is named only when it is not the usual five points.
+                ordered["scale_points"] = serializers.IntegerField()
+        return ordered
+
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # DRF would fill an absent nullable field with None; a row without covariates
         # must stay without those keys, as the CSV has no such columns then.
         data = super().to_representation(instance)
         return {key: value for key, value in data.items() if key in instance}
+
+
+class QuestionnaireSerializer(serializers.ModelSerializer):
+    """A stored questionnaire version, in brief (the list)."""
+
+    frozen = serializers.BooleanField(
+        source="is_frozen",
+        read_only=True,
+        help_text="A study using this version has participants: it can no longer change.",
+    )
+    dimensions = serializers.SerializerMethodField(help_text="The dimension keys, in order.")
+    scale_points = serializers.SerializerMethodField()
+    studies = serializers.SerializerMethodField(help_text="Slugs of the studies using it.")
+
+    class Meta:
+        model = Questionnaire
+        fields: tuple[str, ...] = (
+            "name",
+            "version",
+            "title",
+            "frozen",
+            "frozen_at",
+            "created_at",
+            "dimensions",
+            "scale_points",
+            "studies",
+        )
+        read_only_fields = fields
+
+    def get_dimensions(self, obj: Questionnaire) -> list[str]:
+        return list(obj.document.keys)
+
+    def get_scale_points(self, obj: Questionnaire) -> int:
+        return obj.document.scale.points
+
+    def get_studies(self, obj: Questionnaire) -> list[str]:
+        return sorted(study.slug for study in obj.studies.all())
+
+
+class QuestionnaireDetailSerializer(QuestionnaireSerializer):
+    """A stored questionnaire version with its whole document."""
+
+    document = serializers.JSONField(
+        source="definition",
+        read_only=True,
+        help_text="The questionnaire file's content as JSON (docs/questionnaires.md).",
+    )
+
+    class Meta(QuestionnaireSerializer.Meta):
+        fields: tuple[str, ...] = (*QuestionnaireSerializer.Meta.fields, "document")
+        read_only_fields: tuple[str, ...] = fields
+
+
+class QuestionnaireUploadSerializer(serializers.Serializer):
+    """A questionnaire file sent as a multipart upload."""
+
+    file = serializers.FileField(help_text="A .toml or .json questionnaire file.")
+
+    def validate_file(self, upload: Any) -> QuestionnaireDocument:
+        try:
+            return questionnaire_from_upload(upload)
+        except QuestionnaireError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+# A stored questionnaire named from the web: never a file path.
+QUESTIONNAIRE_SPEC = r"\A[a-z0-9][a-z0-9-]{0,59}(@[1-9][0-9]{0,8})?\Z"
+
+
+class StudyQuestionnaireSetSerializer(serializers.Serializer):
+    """The questionnaire a study is to use: a stored one's NAME or NAME@VERSION."""
+
+    questionnaire = serializers.RegexField(
+        QUESTIONNAIRE_SPEC,
+        max_length=70,
+        help_text="NAME (its latest version) or NAME@VERSION of a stored questionnaire.",
+        error_messages={
+            "invalid": "give a stored questionnaire as NAME or NAME@VERSION, e.g. 'plain-5' "
+            "or 'plain-5@1'"
+        },
+    )
+
+
+class StudyQuestionnaireSerializer(serializers.Serializer):
+    """The questionnaire a study uses; version null: the default, plain-5, not yet stored."""
+
+    study = serializers.CharField(source="slug")
+    name = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
+    frozen = serializers.SerializerMethodField()
+    document = serializers.SerializerMethodField()
+
+    def get_name(self, study: Study) -> str:
+        return study.questionnaire_document.name
+
+    def get_version(self, study: Study) -> int | None:
+        return study.questionnaire.version if study.questionnaire else None
+
+    def get_frozen(self, study: Study) -> bool:
+        return bool(study.questionnaire and study.questionnaire.is_frozen)
+
+    def get_document(self, study: Study) -> dict[str, Any]:
+        return study.questionnaire_document.as_data()

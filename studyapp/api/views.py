@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
@@ -29,11 +29,16 @@ from studyapp.api.permissions import (
 )
 from studyapp.api.serializers import (
     ParticipantSerializer,
+    QuestionnaireDetailSerializer,
+    QuestionnaireSerializer,
+    QuestionnaireUploadSerializer,
     RatingRowSerializer,
     StudyCreateSerializer,
     StudyPlanSerializer,
     StudyPlanSetSerializer,
     StudyProgressSerializer,
+    StudyQuestionnaireSerializer,
+    StudyQuestionnaireSetSerializer,
     StudySerializer,
     StudyStatusSerializer,
 )
@@ -44,10 +49,12 @@ from studyapp.exports import (
     ratings_write_csv,
     study_covariates,
 )
-from studyapp.models import Participant, Study, StudyPlanFrozenError
+from studyapp.models import Participant, Questionnaire, Study, StudyPlanFrozenError
 from studyapp.monitoring import study_progress
 from studyapp.permissions import (
     PARTICIPANTS_VIEW,
+    QUESTIONNAIRE_STORE,
+    QUESTIONNAIRE_VIEW,
     RATINGS_VIEW,
     STUDY_ADD,
     STUDY_CHANGE,
@@ -55,10 +62,15 @@ from studyapp.permissions import (
 )
 from studyapp.studies.services import (
     StudyConflictError,
+    StudyImportError,
+    questionnaire_find,
+    questionnaire_import,
     study_create_from_explanations,
     study_plan_set,
+    study_questionnaire_set,
     study_status_change,
 )
+from studyformats.questionnaire import QuestionnaireError, questionnaire_from_data
 
 
 class ResearcherAPIView(APIView):
@@ -229,6 +241,133 @@ class StudyPlanView(ResearcherAPIView):
         return Response(StudyPlanSerializer(study).data)
 
 
+class StudyQuestionnaireView(ResearcherAPIView):
+    """The questionnaire a study uses: read it, or choose another stored one.
+
+    The choice can change only until the study's first participant starts; afterwards a
+    change gets 409 with the reason.
+    """
+
+    required_permissions = {"GET": STUDY_VIEW, "PUT": STUDY_CHANGE}
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(responses=StudyQuestionnaireSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        study = get_object_or_404(Study.objects.select_related("questionnaire"), slug=slug)
+        return Response(StudyQuestionnaireSerializer(study).data)
+
+    @extend_schema(
+        request=StudyQuestionnaireSetSerializer,
+        responses={
+            200: StudyQuestionnaireSerializer,
+            400: OpenApiResponse(description="Not NAME or NAME@VERSION, or none stored so."),
+            409: OpenApiResponse(
+                description="The study has participants: its questionnaire is fixed."
+            ),
+        },
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        study = get_object_or_404(Study.objects.select_related("questionnaire"), slug=slug)
+        serializer = StudyQuestionnaireSetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            questionnaire = questionnaire_find(serializer.validated_data["questionnaire"])
+        except StudyImportError as exc:
+            return Response({"questionnaire": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            study_questionnaire_set(study=study, questionnaire=questionnaire)
+        except StudyConflictError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(StudyQuestionnaireSerializer(study).data)
+
+
+def questionnaires_queryset() -> QuerySet[Questionnaire]:
+    return Questionnaire.objects.prefetch_related("studies").order_by("name", "-version")
+
+
+class QuestionnaireListView(ResearcherAPIView, generics.ListAPIView):
+    """The stored questionnaire versions, or store a document (a JSON body or a file).
+
+    A document is stored as ``questionnaire_import`` stores it: the same document again
+    changes nothing (200), a changed one updates the latest version while no study with
+    participants uses it, or becomes the next version (201).
+    """
+
+    required_permissions = {"GET": QUESTIONNAIRE_VIEW, "POST": QUESTIONNAIRE_STORE}
+    parser_classes = [JSONParser, MultiPartParser]
+    serializer_class = QuestionnaireSerializer
+
+    def get_queryset(self) -> QuerySet[Questionnaire]:
+        return questionnaires_queryset()
+
+    @extend_schema(
+        request={
+            "application/json": OpenApiTypes.OBJECT,
+            "multipart/form-data": QuestionnaireUploadSerializer,
+        },
+        responses={
+            201: QuestionnaireDetailSerializer,
+            200: QuestionnaireDetailSerializer,
+            400: OpenApiResponse(
+                description="A document that cannot be used: one line naming the key (or the "
+                "line of a syntax error) under 'document' or 'file'; nothing is stored."
+            ),
+        },
+        description="Store a questionnaire: the document as the JSON body (the JSON shape "
+        "of a questionnaire file), or a .toml or .json file as the multipart field 'file'. "
+        "201: stored (a new questionnaire or version, or the latest version updated); 200: "
+        "the same document was stored already.",
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if request.content_type.startswith("multipart/"):
+            upload = QuestionnaireUploadSerializer(data=request.data)
+            upload.is_valid(raise_exception=True)
+            document = upload.validated_data["file"]
+        else:
+            try:
+                # A body that is not a JSON object is refused by the format's own check.
+                document = questionnaire_from_data(cast(Any, request.data), source="document")
+            except QuestionnaireError as exc:
+                return Response({"document": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        stored, changed = questionnaire_import(document)
+        return Response(
+            QuestionnaireDetailSerializer(stored).data,
+            status=status.HTTP_201_CREATED if changed else status.HTTP_200_OK,
+        )
+
+
+class QuestionnaireDetailView(ResearcherAPIView):
+    """One stored questionnaire: its latest version, or ``?version=N``."""
+
+    required_permissions = {"GET": QUESTIONNAIRE_VIEW}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "version", int, description="The version to return (default: the latest)."
+            )
+        ],
+        responses={
+            200: QuestionnaireDetailSerializer,
+            400: OpenApiResponse(description="A version that is not a whole number ≥ 1."),
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        versions = questionnaires_queryset().filter(name=slug)
+        wanted = request.query_params.get("version")
+        if wanted is not None:
+            if not wanted.isdigit() or int(wanted) < 1:
+                return Response(
+                    {"version": [f"'{wanted}' is not a version; versions are 1, 2, …"]},
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+            versions = versions.filter(version=int(wanted))
+        stored = versions.first()
+        if stored is None:
+            raise Http404(f"no questionnaire '{slug}'" + (f" version {wanted}" if wanted else ""))
+        return Response(QuestionnaireDetailSerializer(stored).data)
+
+
 class StudyProgressView(ResearcherAPIView):
     """Live counts: participants by outcome, ratings per condition, pool coverage."""
 
@@ -267,7 +406,10 @@ class StudyRatingsView(ResearcherAPIView, generics.GenericAPIView):
         study = study_for(slug)
         page = self.paginate_queryset(ratings_items(study))
         rows = ratings_rows_build(page or [], study=study, covariates=study_covariates([study]))
-        return self.get_paginated_response(RatingRowSerializer(rows, many=True).data)
+        context = {"questionnaire": study.questionnaire_document}
+        return self.get_paginated_response(
+            RatingRowSerializer(rows, many=True, context=context).data
+        )
 
 
 class CSVTextRenderer(BaseRenderer):

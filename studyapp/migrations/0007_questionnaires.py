@@ -68,7 +68,7 @@ PLAIN_5 = {
     "attention_checks": {
         "count": 2,
         "first_after": 1,
-        "instruction": "For every statement below, please choose “{label}”.",
+        "instruction": "In every row below, please choose “{label}”.",
         "labels": [],
     },
 }

@@ -232,11 +232,15 @@ def instructions(request: HtmxHttpRequest, study: Study, participant: Participan
         participant.assignments.filter(shown_at__isnull=False).exists()
         or participant.attention_checks.filter(shown_at__isnull=False).exists()
     )
+    named = questionnaire.scale.named
     return _page(
         request,
         "instructions.html",
         study,
         questionnaire=questionnaire,
+        # Every scale labels its two ends, which the page names.
+        scale_low=named[1],
+        scale_high=named[questionnaire.scale.points],
         item_total=participant.assignments.count(),
         started=started,
     )
@@ -292,7 +296,7 @@ def _step_submitted(request: HtmxHttpRequest, submission: services.Submission) -
         return _after_step(request, study, participant)
     if submission.outcome is services.RecordOutcome.INVALID and submission.following is not None:
         # The same step again with the messages; nothing was saved.
-        form = _rating_form(study, request.POST)
+        form = _rating_form(study, request.POST, submission.following)
         form.is_valid()
         status = 200 if request.htmx else 400
         return _step_render(request, study, submission.following, form, status=status)
@@ -308,8 +312,12 @@ def _step_submitted(request: HtmxHttpRequest, submission: services.Submission) -
     return _step_render(request, study, following, stale=stale)
 
 
-def _rating_form(study: Study, data: Any = None) -> RatingForm:
-    return RatingForm(data, questionnaire=study.questionnaire_document)
+def _rating_form(study: Study, data: Any, step: queries.Step) -> RatingForm:
+    """The rating rows of ``step``, bound to ``data``: statements on an item, the
+    dimensions' labels on an attention check."""
+    return RatingForm(
+        data, questionnaire=study.questionnaire_document, check=step.check is not None
+    )
 
 
 def _step_refused(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
@@ -319,7 +327,7 @@ def _step_refused(request: HtmxHttpRequest, study: Study, participant: Participa
     current = queries.participant_current_step(participant)
     if current is None:
         return _after_step(request, study, participant)
-    form = _rating_form(study, request.POST)
+    form = _rating_form(study, request.POST, current)
     if not form.is_valid() or form.data.get("step") == current.token:
         # Same item again with the messages; nothing is saved.
         return _step_render(request, study, current, form, status=200 if request.htmx else 400)
@@ -329,23 +337,25 @@ def _step_refused(request: HtmxHttpRequest, study: Study, participant: Participa
 
 
 # The rating rows with nothing chosen are the same on every item page of a questionnaire,
-# so they are drawn once per process and questionnaire (except in development, where
-# templates are edited while the server runs). Each entry keeps its questionnaire, so the
-# questionnaire's id() cannot be taken by another one while the entry exists.
-_likert_blanks: dict[int, tuple[Questionnaire, str]] = {}
+# and on every attention check, so they are drawn once per process, questionnaire and kind
+# of page (except in development, where templates are edited while the server runs). Each
+# entry keeps its questionnaire, so the questionnaire's id() cannot be taken by another one
+# while the entry exists.
+_likert_blanks: dict[tuple[int, bool], tuple[Questionnaire, str]] = {}
 
 
-def _likert_blank(questionnaire: Questionnaire) -> str:
-    found = _likert_blanks.get(id(questionnaire))
+def _likert_blank(questionnaire: Questionnaire, *, check: bool = False) -> str:
+    key = (id(questionnaire), check)
+    found = _likert_blanks.get(key)
     if found is not None and found[0] is questionnaire and not settings.DEBUG:
         return found[1]
     html = render_to_string(
         "studyapp/_likert_rows.html",
-        {"form": RatingForm(questionnaire=questionnaire), "questionnaire": questionnaire},
+        {"form": RatingForm(questionnaire=questionnaire, check=check)},
     )
     if len(_likert_blanks) > 64:
         _likert_blanks.clear()
-    _likert_blanks[id(questionnaire)] = (questionnaire, html)
+    _likert_blanks[key] = (questionnaire, html)
     return html
 
 
@@ -380,7 +390,9 @@ def _step_render(
         stale_message=STALE_MESSAGE if stale else None,
         questionnaire=questionnaire,
         # A refused form is drawn with its choices and messages; a fresh one is always alike.
-        likert_blank=None if form is not None else _likert_blank(questionnaire),
+        likert_blank=(
+            None if form is not None else _likert_blank(questionnaire, check=instructed is not None)
+        ),
     )
 
 

@@ -121,15 +121,24 @@ def study_questionnaire_set(*, study: Study, questionnaire: Questionnaire) -> bo
         locked = study_lock(study)
         if locked.questionnaire_id == questionnaire.pk:
             return False
-        if locked.participants.exists():
-            raise StudyConflictError(
-                f"study '{locked.slug}' already has participants; its questionnaire "
-                f"({locked.questionnaire or PLAIN_5.name}) can no longer change"
-            )
+        refusal = study_questionnaire_refusal(locked)
+        if refusal:
+            raise StudyConflictError(refusal)
         locked.questionnaire = questionnaire
         locked.save(update_fields=["questionnaire"])
     study.questionnaire = questionnaire
     return True
+
+
+def study_questionnaire_refusal(study: Study) -> str:
+    """Why the study's questionnaire can no longer change ('' while it can): the admin's
+    picker shows this before saving, ``study_questionnaire_set`` refuses with it."""
+    if not study.participants.exists():
+        return ""
+    return (
+        f"study '{study.slug}' already has participants; its questionnaire "
+        f"({study.questionnaire or PLAIN_5.name}) can no longer change"
+    )
 
 
 def study_import_file(
@@ -152,7 +161,16 @@ def study_import_file(
     or questionnaire that cannot be read, or a change to a frozen plan or to the
     questionnaire of a study with participants, and imports nothing then.
     """
-    if questionnaire is not None and not isinstance(questionnaire, Questionnaire):
+    # A questionnaire file is read and checked now, but stored only together with the study,
+    # so that a bad explanations file leaves nothing behind.
+    document: QuestionnaireDocument | None = None
+    if isinstance(questionnaire, Path) or str(questionnaire).endswith((".toml", ".json")):
+        try:
+            document = questionnaire_read(Path(str(questionnaire)))
+        except QuestionnaireError as exc:
+            raise StudyImportError(f"nothing was imported: {exc}") from None
+        questionnaire = None
+    elif questionnaire is not None and not isinstance(questionnaire, Questionnaire):
         questionnaire = questionnaire_find(questionnaire)
     if plan is not None and not isinstance(plan, AnalysisPlan):
         try:
@@ -171,16 +189,19 @@ def study_import_file(
         raise StudyImportError(f"{path}: nothing was imported.\n{exc}") from None
     before = Explanation.objects.filter(condition__study__slug=slug).count()
     try:
-        study = study_create_from_explanations(
-            slug=slug,
-            records=records,
-            title=title,
-            completion_code=completion_code,
-            per_condition=per_condition,
-            live=live,
-            plan=plan,
-            questionnaire=questionnaire,
-        )
+        with transaction.atomic():
+            if document is not None:
+                questionnaire = questionnaire_import(document)[0]
+            study = study_create_from_explanations(
+                slug=slug,
+                records=records,
+                title=title,
+                completion_code=completion_code,
+                per_condition=per_condition,
+                live=live,
+                plan=plan,
+                questionnaire=questionnaire,
+            )
     except StudyConflictError as exc:
         raise StudyImportError(f"{path}: nothing was imported: {exc}") from None
     except ValidationError as exc:

@@ -219,6 +219,7 @@ def test_every_researcher_page_passes_axe_and_fits_a_phone(
     browser.get(live_server.url + reverse("admin:login"))
     problems["login"] = page_check(browser, "admin-login", screenshot_dir)
     log_in(browser, live_server.url, "owner")
+    questionnaire_id = Study.objects.get(pk=study.pk).questionnaire_id  # plain-5, frozen by P1
     pages = {
         "admin-index": reverse("admin:index"),
         "admin-studies": reverse("admin:studyapp_study_changelist"),
@@ -229,6 +230,13 @@ def test_every_researcher_page_passes_axe_and_fits_a_phone(
         "admin-participant": reverse("admin:studyapp_participant_change", args=[participant.pk]),
         "admin-runs": reverse("admin:distillation_distillationrun_changelist"),
         "admin-run": reverse("admin:distillation_distillationrun_change", args=[run.pk]),
+        "admin-questionnaires": reverse("admin:studyapp_questionnaire_changelist"),
+        "admin-questionnaire": reverse(
+            "admin:studyapp_questionnaire_change", args=[questionnaire_id]
+        ),
+        "admin-questionnaire-preview": reverse(
+            "admin:studyapp_questionnaire_preview", args=[questionnaire_id]
+        ),
     }
     for name, path in pages.items():
         browser.get(live_server.url + path)

@@ -15,7 +15,13 @@ from studyapp.models import Participant, Rating
 from tests.browser.conftest import policy_violations
 from tests.studyapp.participant_pool import study_make
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# serialized_rollback, as in every browser test: a live-server test's flush followed by
+# Django's post-migrate signal would otherwise recreate the content types under new ids,
+# and the next test that restores the serialized database would collide with them.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def _step_token(driver: Any) -> str | None:
@@ -81,6 +87,9 @@ def test_a_participant_rates_all_items_by_clicking_and_returns_to_prolific(
             break
         if token.startswith("check-"):
             checks += 1
+            # A check is not an item: its progress counts the items done, not a next number.
+            progress = browser.find_element(By.ID, "progress-label").text
+            assert progress == f"Attention check: {len(seen_items)} of 12 items done"
             _choose(browser, labels[_instructed_label(browser)])
         else:
             seen_items.append(browser.find_element(By.ID, "progress-label").text)

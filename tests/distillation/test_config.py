@@ -249,6 +249,52 @@ def test_the_study_plan_is_a_shipped_name_or_a_plan_file():
         _load(_minimal(study={"plan": "papr"}))
 
 
+QUESTIONNAIRE_TOML = """\
+name = "faith-7"
+[scale]
+points = 7
+labels = {"1" = "Not at all", "7" = "Completely"}
+[[dimensions]]
+key = "faithfulness"
+label = "Faithfulness"
+statement = "The explanation reflects how the answer was reached."
+"""
+
+
+def test_the_study_questionnaire_is_a_stored_name_or_a_file_beside_the_config(tmp_path):
+    assert _load(_minimal()).study.questionnaire is None
+    assert _load(_minimal(study={"questionnaire": "faith-7"})).study.questionnaire == "faith-7"
+    assert _load(_minimal(study={"questionnaire": "faith-7@2"})).study.questionnaire == (
+        "faith-7@2"
+    )
+    (tmp_path / "instruments").mkdir()
+    (tmp_path / "instruments" / "faith.toml").write_text(QUESTIONNAIRE_TOML, encoding="utf-8")
+    config = run_config_from_dict(
+        _minimal(study={"questionnaire": "instruments/faith.toml"}), base_dir=tmp_path
+    )
+    assert config.study.questionnaire == str(tmp_path / "instruments" / "faith.toml")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("Faith 7", r"^study\.questionnaire = 'Faith 7' is neither a questionnaire's NAME"),
+        ("faith-7@0", r"^study\.questionnaire = 'faith-7@0' is neither"),
+        ("absent.toml", r"^study\.questionnaire: no questionnaire file .*absent\.toml$"),
+        ("bad.toml", r"^study\.questionnaire .*bad\.toml: dimensions: the key 'x' is used more"),
+    ],
+)
+def test_a_bad_study_questionnaire_is_named_in_one_line(tmp_path, value, message):
+    dimension = '[[dimensions]]\nkey = "x"\nlabel = "X"\nstatement = "X."\n'
+    (tmp_path / "bad.toml").write_text(
+        QUESTIONNAIRE_TOML.replace('name = "faith-7"', 'name = "bad"') + dimension + dimension,
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=message) as caught:
+        run_config_from_dict(_minimal(study={"questionnaire": value}), base_dir=tmp_path)
+    assert "\n" not in str(caught.value)
+
+
 def test_the_paper_config_registers_the_paper_plan_on_its_study():
     config = run_config_load(ROOT / "configs" / "paper-cqa.toml", base_dir=ROOT)
     assert config.study.plan == "paper"
@@ -314,7 +360,7 @@ def test_a_condition_name_with_a_trailing_newline_is_refused():
         (
             {"study": {"colour": 1}},
             r"^unknown key 'study\.colour'; accepted keys in \[study\]: slug, title, "
-            r"completion_code, per_condition, live, plan$",
+            r"completion_code, per_condition, live, plan, questionnaire$",
         ),
         (
             {"analysis": {"colour": 1}},

@@ -14,13 +14,50 @@ from django.urls import reverse
 
 from studyapp.importing import explanations_read
 from studyapp.models import Participant, Study
+from studyapp.models import Questionnaire as QuestionnaireRow
 from studyapp.participation.binding import Binding
 from studyapp.participation.services import RecordOutcome, Submission, item_submit
-from studyapp.studies.services import study_create_from_explanations
-from studyformats.questionnaire import PLAIN_5
+from studyapp.studies.services import questionnaire_import, study_create_from_explanations
+from studyformats.questionnaire import PLAIN_5, Questionnaire, questionnaire_parse
 
 CONDITIONS = ("MT:original", "CF:original", "MT+CF:original", "MT+CF:revised")
 CHOICES = ["bank", "library", "garden", "kitchen", "school"]
+
+# A researcher's own questionnaire: three dimensions (one without a definition) on seven
+# points labelled at the ends and the middle, with its own check instruction.
+SEVEN_THREE = questionnaire_parse(
+    """
+name = "faith-7"
+title = "Faithfulness, helpfulness and clarity on seven points"
+
+[scale]
+points = 7
+labels = {"1" = "Not at all", "4" = "Somewhat", "7" = "Completely"}
+
+[attention_checks]
+count = 2
+first_after = 2
+instruction = "To show that you read this page, choose “{label}” in every row."
+
+[[dimensions]]
+key = "faithfulness"
+label = "Faithfulness"
+statement = "The explanation reflects how the model reached its answer."
+definition = "Does it give the reasons the model used, rather than reasons that only sound good?"
+
+[[dimensions]]
+key = "helpfulness"
+label = "Helpfulness"
+statement = "The explanation would help me decide whether to trust the answer."
+definition = "Would reading it change how much you rely on the answer, for the better?"
+
+[[dimensions]]
+key = "clarity"
+label = "Clarity"
+statement = "The explanation is clearly written."
+""",
+    source="faith-7.toml",
+)
 
 
 def explanation_record(condition: str, question: int, /, **overrides: Any) -> dict[str, Any]:
@@ -58,16 +95,29 @@ def study_make(
     conditions: Sequence[str] = CONDITIONS,
     live: bool = True,
     per_condition: int | None = None,
+    questionnaire: QuestionnaireRow | None = None,
     **fields: Any,
 ) -> Study:
+    """A study of ``questions`` × ``conditions`` explanations; ``questionnaire`` None rates
+    them with the default questionnaire."""
     records = explanations_read(explanation_lines(questions=questions, conditions=conditions))
     study = study_create_from_explanations(
-        slug=slug, records=records, live=live, per_condition=per_condition
+        slug=slug,
+        records=records,
+        live=live,
+        per_condition=per_condition,
+        questionnaire=questionnaire,
     )
     if fields:
         Study.objects.filter(pk=study.pk).update(**fields)
         study.refresh_from_db()
     return study
+
+
+def questionnaire_study_make(questionnaire: Questionnaire, *, slug: str = "pilot") -> Study:
+    """A live study rated with ``questionnaire``, stored first as a researcher imports it."""
+    row, _ = questionnaire_import(questionnaire)
+    return study_make(slug=slug, questionnaire=row)
 
 
 def entry_url(
@@ -87,17 +137,19 @@ def page_step_token(html: str) -> str:
     return str(field["value"])
 
 
-def page_instructed_value(html: str) -> int:
+def page_instructed_value(html: str, questionnaire: Questionnaire = PLAIN_5) -> int:
     """The value an attention-check page asks for, read from its text as a person would."""
     text = BeautifulSoup(html, "html.parser").get_text(" ")
     match = re.search(r"please choose “([^”]+)”", text)
     assert match is not None, "the page has no instruction"
-    by_label = {label: value for value, label in PLAIN_5.scale.named.items()}
+    by_label = {label: value for value, label in questionnaire.scale.named.items()}
     return by_label[match.group(1)]
 
 
-def rating_post(token: str, value: int | dict[str, int]) -> dict[str, Any]:
-    values = value if isinstance(value, dict) else dict.fromkeys(PLAIN_5.keys, value)
+def rating_post(
+    token: str, value: int | dict[str, int], questionnaire: Questionnaire = PLAIN_5
+) -> dict[str, Any]:
+    values = value if isinstance(value, dict) else dict.fromkeys(questionnaire.keys, value)
     return {"step": token, **values}
 
 

@@ -32,6 +32,9 @@ API_PATHS = {
     "/api/studies/{slug}/participants/",
     "/api/studies/{slug}/ratings/",
     "/api/studies/{slug}/ratings.csv",
+    "/api/studies/{slug}/questionnaire/",
+    "/api/questionnaires/",
+    "/api/questionnaires/{slug}/",
 }
 
 
@@ -71,6 +74,22 @@ def test_the_schema_documents_the_analysis_plan():
         "frozen_at",
     }
     assert "409" in schema["paths"]["/api/studies/"]["post"]["responses"]
+
+
+def test_the_schema_documents_the_questionnaire_endpoints():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    store = schema["paths"]["/api/questionnaires/"]["post"]
+    assert set(store["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert set(store["responses"]) == {"200", "201", "400"}
+    detail = schema["paths"]["/api/questionnaires/{slug}/"]["get"]
+    assert "version" in {parameter["name"] for parameter in detail["parameters"]}
+    study = schema["paths"]["/api/studies/{slug}/questionnaire/"]
+    assert set(study) == {"get", "put"}
+    assert set(study["put"]["responses"]) == {"200", "400", "409"}
+    components = schema["components"]["schemas"]
+    assert {"name", "version", "frozen", "document"} <= set(
+        components["QuestionnaireDetail"]["properties"]
+    )
 
 
 def test_every_operation_requires_authentication():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from io import StringIO
 from pathlib import Path
 
@@ -10,8 +11,12 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from analysis.plan import plan_load
-from studyapp.models import Explanation, Study
+from studyapp.models import Explanation, Questionnaire, Study
+from studyapp.participation.services import participant_start
+from studyapp.studies.services import questionnaire_import
+from studyformats.questionnaire import questionnaire_parse
 from tests.studyapp.participant_pool import explanation_lines, explanation_record
+from tests.studyapp.test_questionnaires import BAD_FILES, FAITH_7
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +192,113 @@ def test_a_frozen_plan_is_refused_a_change(explanations_file: Path) -> None:
     assert Study.objects.get(slug="cqa").plan_name == "paper"
     # Repeating the same command stays harmless.
     assert "(0 new)" in _run("cqa", "--explanations", str(explanations_file), "--plan", "paper")
+
+
+# ---- --questionnaire ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def faith_file(tmp_path: Path) -> Path:
+    path = tmp_path / "faith.toml"
+    path.write_text(FAITH_7, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def faith() -> Questionnaire:
+    return questionnaire_import(questionnaire_parse(FAITH_7))[0]
+
+
+def test_create_study_takes_a_questionnaire_file(explanations_file: Path, faith_file: Path) -> None:
+    output = _run(
+        "cqa",
+        "--explanations",
+        str(explanations_file),
+        "--questionnaire",
+        str(faith_file),
+    )
+
+    study = Study.objects.get(slug="cqa")
+    assert study.questionnaire is not None
+    assert (study.questionnaire.name, study.questionnaire.version) == ("faith-7", 1)
+    assert "Questionnaire: faith-7 v1 (3 dimensions, 7-point scale)." in output
+
+
+def test_create_study_takes_a_stored_name_and_version(
+    explanations_file: Path, faith: Questionnaire
+) -> None:
+    _run(
+        "cqa",
+        "--explanations",
+        str(explanations_file),
+        "--questionnaire",
+        "faith-7@1",
+    )
+
+    assert Study.objects.get(slug="cqa").questionnaire_id == faith.pk
+
+
+def test_create_study_refuses_an_unknown_questionnaire_and_imports_nothing(
+    explanations_file: Path,
+) -> None:
+    with pytest.raises(CommandError, match=r"no questionnaire 'faith-7'"):
+        _run(
+            "cqa",
+            "--explanations",
+            str(explanations_file),
+            "--questionnaire",
+            "faith-7",
+        )
+    assert not Study.objects.exists()
+
+
+def test_create_study_refuses_a_bad_questionnaire_file_and_stores_nothing(
+    explanations_file: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BAD_FILES["duplicate key"][0], encoding="utf-8")
+
+    with pytest.raises(CommandError, match=r"the key 'clarity' is used more than once"):
+        _run(
+            "cqa",
+            "--explanations",
+            str(explanations_file),
+            "--questionnaire",
+            str(bad),
+        )
+    assert not Study.objects.exists()
+    assert not Questionnaire.objects.exists()
+
+
+def test_create_study_refuses_another_questionnaire_once_there_are_participants(
+    explanations_file: Path, faith: Questionnaire
+) -> None:
+    _run("cqa", "--explanations", str(explanations_file))
+    study = Study.objects.get(slug="cqa")
+    study.status = Study.Status.LIVE
+    study.save()
+    participant_start(study=study, prolific_pid="P1", rng=random.Random(1))
+
+    with pytest.raises(CommandError, match=r"already has participants; its questionnaire"):
+        _run(
+            "cqa",
+            "--explanations",
+            str(explanations_file),
+            "--questionnaire",
+            "faith-7",
+        )
+    study.refresh_from_db()
+    assert study.questionnaire is not None
+    assert study.questionnaire.name == "plain-5"
+
+
+def test_a_good_questionnaire_file_is_not_stored_when_the_explanations_are_bad(
+    tmp_path: Path, faith_file: Path
+) -> None:
+    explanations = tmp_path / "bad.jsonl"
+    explanations.write_text('{"condition": "MT:original"}\n', encoding="utf-8")
+
+    with pytest.raises(CommandError, match="nothing was imported"):
+        _run("cqa", "--explanations", str(explanations), "--questionnaire", str(faith_file))
+    assert not Study.objects.exists()
+    assert not Questionnaire.objects.exists()

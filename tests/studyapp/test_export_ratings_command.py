@@ -6,6 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from studyapp.exports import participant_pseudonym
+from studyapp.studies.services import questionnaire_import, study_questionnaire_set
+from studyformats.questionnaire import questionnaire_parse
+from studyformats.ratings import ratings_header
 from tests.studyapp.participant_pool import study_make
 from tests.studyapp.researcher_data import participant_finish
 
@@ -59,3 +62,32 @@ def test_an_unwritable_target_is_a_clear_error(tmp_path):
         call_command("export_ratings", "pilot", "--out", str(tmp_path / "no" / "dir" / "x.csv"))
     with pytest.raises(CommandError, match="is a folder"):
         call_command("export_ratings", "pilot", "--out", str(tmp_path))
+
+
+def test_it_writes_the_columns_of_the_studys_questionnaire(tmp_path):
+    study = study_make()
+    document = questionnaire_parse(
+        """
+name = "two-seven"
+[scale]
+points = 7
+labels = ["1", "2", "3", "4", "5", "6", "7"]
+[[dimensions]]
+key = "faithfulness"
+label = "Faithfulness"
+statement = "The explanation reflects how the answer was reached."
+[[dimensions]]
+key = "clarity"
+label = "Clarity"
+statement = "The explanation is clearly written."
+""",
+        source="two-seven.toml",
+    )
+    study_questionnaire_set(study=study, questionnaire=questionnaire_import(document)[0])
+    out = tmp_path / "ratings.csv"
+    call_command("export_ratings", "pilot", "--out", str(out))
+    header = out.read_text().splitlines()[0]
+    assert header == ",".join(ratings_header(("faithfulness", "clarity"), 7))
+    assert header.endswith(
+        ",faithfulness,clarity,seconds_on_item,attention_failed,excluded,scale_points"
+    )

@@ -3,29 +3,51 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
+from datetime import timedelta
 
 import pandas as pd
 import pytest
+from bs4 import BeautifulSoup
 from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
 from analysis import load as analysis_load
 from analysis.__main__ import main as analysis_main
 from analysis.load import ratings_load
+from studyapp.api.serializers import RatingRowSerializer
 from studyapp.exports import (
     RATINGS_COLUMNS,
+    RatingsExportError,
     cell_escape,
     participant_pseudonym,
+    ratings_export_write,
     ratings_rows,
     ratings_write_csv,
 )
 from studyapp.importing import explanations_read
 from studyapp.models import Assignment, Explanation, Participant, ParticipantDemographics, Rating
-from studyapp.studies.services import participant_exclusion_set, study_create_from_explanations
-from studyformats.ratings import FORMULA_PREFIXES, cell_unescape
-from tests.studyapp.participant_pool import CONDITIONS, explanation_record, study_make
-from tests.studyapp.researcher_data import participant_finish
+from studyapp.participation.queries import participant_current_step
+from studyapp.participation.services import RecordOutcome, participant_start, step_mark_shown
+from studyapp.studies.services import (
+    participant_exclusion_set,
+    questionnaire_default,
+    questionnaire_import,
+    study_create_from_explanations,
+    study_questionnaire_set,
+)
+from studyformats.questionnaire import questionnaire_from_data, questionnaire_parse
+from studyformats.ratings import FORMULA_PREFIXES, cell_unescape, ratings_header
+from tests.studyapp.participant_pool import (
+    CONDITIONS,
+    explanation_record,
+    rating_record,
+    study_make,
+)
+from tests.studyapp.researcher_data import client_for, participant_finish
 
 pytestmark = pytest.mark.django_db
 
@@ -287,3 +309,204 @@ def test_the_analysis_tables_escape_condition_names_and_keep_numbers(tmp_path):
             float(cell)
     # And the tables read back through the analysis's own reader give the names again.
     assert {cell_unescape(c) for c in cells if "MT:x" in c} >= {"+MT:x"}
+
+
+# -- a study under its own questionnaire ----------------------------------------------------
+
+# Today's header, written out: the default questionnaire must keep it byte for byte.
+DEFAULT_HEADER = (
+    "participant,study,position,question_id,condition,explanation_id,explanation_length,"
+    "explanation_chars,plausibility,understandability,completeness,satisfaction,"
+    "contrastiveness,seconds_on_item,attention_failed,excluded"
+)
+THREE_SEVEN = questionnaire_parse(
+    """
+name = "three-seven"
+[scale]
+points = 7
+labels = {"1" = "Not at all", "4" = "Somewhat", "7" = "Completely"}
+[attention_checks]
+count = 2
+[[dimensions]]
+key = "faithfulness"
+label = "Faithfulness"
+statement = "The explanation reflects how the answer was reached."
+[[dimensions]]
+key = "helpfulness"
+label = "Helpfulness"
+statement = "The explanation helps me judge the answer."
+[[dimensions]]
+key = "clarity"
+label = "Clarity"
+statement = "The explanation is clearly written."
+""",
+    source="three-seven.toml",
+)
+
+
+def study_with(document, *, slug: str = "own"):
+    """A live study rated with ``document``, set as a researcher sets it before launch."""
+    study = study_make(slug=slug)
+    row, _ = questionnaire_import(document)
+    study_questionnaire_set(study=study, questionnaire=row)
+    study.refresh_from_db()
+    return study
+
+
+def participant_rate(study, pid: str, *, seed: int = 0):
+    """Admit ``pid`` and answer every step with the study's questionnaire, checks as told."""
+    document = study.questionnaire_document
+    now = timezone.now() - timedelta(minutes=30)
+    participant = participant_start(study=study, prolific_pid=pid, rng=random.Random(seed), now=now)
+    values_rng = random.Random(seed)
+    while (step := participant_current_step(participant)) is not None:
+        step_mark_shown(step=step, now=now)
+        now += timedelta(seconds=7)
+        if step.check is not None:
+            values = dict.fromkeys(document.keys, step.check.instructed_value)
+        else:
+            values = {key: values_rng.randint(1, document.scale.points) for key in document.keys}
+        outcome = rating_record(
+            participant=participant, step_token=step.token, values=values, now=now
+        )
+        assert outcome is not None
+        assert outcome is not RecordOutcome.INVALID, outcome
+    participant.refresh_from_db()
+    return participant
+
+
+def test_the_default_questionnaires_header_is_todays_byte_for_byte():
+    assert ",".join(RATINGS_COLUMNS) == DEFAULT_HEADER
+    implicit = study_make(slug="implicit")
+    participant_finish(implicit, "P1")
+    explicit = study_make(slug="explicit")
+    study_questionnaire_set(study=explicit, questionnaire=questionnaire_default())
+    participant_finish(explicit, "P2")
+    for study in (implicit, explicit):
+        text = export_csv(study)
+        assert text.split("\n", 1)[0] == DEFAULT_HEADER
+        assert "scale_points" not in text
+
+
+def test_a_study_under_its_own_questionnaire_exports_its_dimensions_in_order():
+    study = study_with(THREE_SEVEN)
+    participants = [participant_rate(study, f"P{i}", seed=i) for i in range(2)]
+    text = export_csv(study)
+    expected = ratings_header(THREE_SEVEN.keys, 7)
+    assert text.split("\n", 1)[0] == ",".join(expected)
+    assert expected[8:11] == ("faithfulness", "helpfulness", "clarity")
+    assert expected[-1] == "scale_points"
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 24
+    assert {row["scale_points"] for row in rows} == {"7"}
+    answered = Assignment.objects.filter(participant__in=participants, answered_at__isnull=False)
+    by_key = {(row["participant"], int(row["position"])): row for row in rows}
+    seen = set()
+    for assignment in answered.select_related("participant"):
+        row = by_key[
+            (participant_pseudonym(assignment.participant.prolific_pid), assignment.position)
+        ]
+        stored = dict(assignment.ratings.values_list("dimension", "value"))
+        assert set(stored) == set(THREE_SEVEN.keys)
+        assert {key: int(row[key]) for key in THREE_SEVEN.keys} == stored
+        seen |= set(stored.values())
+    # Values beyond the default scale's five points arrive as they were given.
+    assert max(seen) > 5
+    assert list(ratings_rows(study)[0]) == list(expected)
+
+
+def test_a_five_point_questionnaire_of_its_own_has_no_scale_column():
+    document = questionnaire_from_data(
+        {
+            **THREE_SEVEN.as_data(),
+            "name": "three-five",
+            "scale": {"points": 5, "labels": {"1": "Not at all", "3": "Somewhat", "5": "Fully"}},
+        }
+    )
+    study = study_with(document)
+    participant_rate(study, "P1")
+    header = export_csv(study).split("\n", 1)[0]
+    assert header == ",".join(ratings_header(THREE_SEVEN.keys, 5))
+    assert "scale_points" not in header
+
+
+def test_the_export_of_a_three_dimension_study_is_analysed_with_its_dimensions(tmp_path):
+    study = study_with(THREE_SEVEN)
+    for i in range(4):
+        participant_rate(study, f"P{i}", seed=i)
+    path = tmp_path / "ratings.csv"
+    path.write_text(export_csv(study), encoding="utf-8")
+    frame = ratings_load(path)
+    assert analysis_load.ratings_dimensions(frame) == THREE_SEVEN.keys
+    assert analysis_load.ratings_scale_points(frame) == 7
+    out = tmp_path / "report"
+    assert analysis_main([str(path), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dimensions"] == [*THREE_SEVEN.keys, "quality"]
+    assert summary["input"] == {"n_participants": 4, "n_ratings": 48, "scale_points": 7}
+
+
+def test_studies_with_different_questionnaires_are_not_exported_together():
+    plain = study_make(slug="plain")
+    participant_finish(plain, "A")
+    own = study_with(THREE_SEVEN, slug="own")
+    participant_rate(own, "B")
+    buffer = io.StringIO()
+    with pytest.raises(RatingsExportError) as raised:
+        ratings_export_write([plain, own], buffer)
+    assert str(raised.value) == (
+        "these studies rate different dimensions or scales and cannot share one ratings file "
+        "(plain: plausibility, understandability, completeness, satisfaction, contrastiveness "
+        "on 5 points; own: faithfulness, helpfulness, clarity on 7 points); export them one "
+        "at a time"
+    )
+    assert buffer.getvalue() == ""
+
+
+def test_studies_whose_questionnaires_give_the_same_columns_share_one_file():
+    first = study_with(THREE_SEVEN, slug="first")
+    reworded = questionnaire_from_data(
+        {
+            **THREE_SEVEN.as_data(),
+            "name": "three-seven-reworded",
+            "title": "The same dimensions in other words",
+        }
+    )
+    second = study_with(reworded, slug="second")
+    participant_rate(first, "A")
+    participant_rate(second, "B", seed=1)
+    buffer = io.StringIO()
+    assert ratings_export_write([first, second], buffer) == 24
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    assert list(rows[0]) == list(ratings_header(THREE_SEVEN.keys, 7))
+    assert [row["study"] for row in rows] == ["first"] * 12 + ["second"] * 12
+
+
+def test_the_admin_refuses_a_mixed_export_with_a_message():
+    plain = study_make(slug="plain")
+    own = study_with(THREE_SEVEN, slug="own")
+    researcher = client_for("researcher")
+    response = researcher.post(
+        reverse("admin:studyapp_study_changelist"),
+        {"action": "ratings_export", "_selected_action": [plain.pk, own.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    page = BeautifulSoup(response.content, "html.parser")
+    messages = [li.get_text().strip() for li in page.select("ul.messagelist li")]
+    assert len(messages) == 1
+    assert messages[0].startswith("Nothing was exported: these studies rate different dimensions")
+
+
+def test_the_json_ratings_of_a_study_under_its_own_questionnaire_carry_its_dimensions():
+    study = study_with(THREE_SEVEN)
+    participant_rate(study, "P0", seed=0)
+    rows = ratings_rows(study)
+    context = {"questionnaire": study.questionnaire_document}
+
+    served = RatingRowSerializer(rows, many=True, context=context).data
+
+    assert [list(row) for row in served] == [list(row) for row in rows]
+    assert json.loads(json.dumps(served)) == json.loads(json.dumps(rows))
+    field = RatingRowSerializer(context=context).fields["clarity"]
+    assert field.max_value == 7

@@ -154,6 +154,28 @@ def test_the_instructions_show_the_five_statements_with_their_definitions(
     body = response.content.decode()
     assert "You will rate 12 explanations" in body
     assert f'href="{_url(study, "step")}"' in body
+    text = page.get_text(" ", strip=True)
+    assert (
+        "For each explanation you will rate these 5 statements on a scale of 5 points, from "
+        "“Strongly disagree” (1) to “Strongly agree” (5)."
+    ) in text
+
+
+def test_the_default_texts_name_no_number_of_statements_nor_scale_labels(
+    entered: Client, study: Study
+) -> None:
+    # The texts are the study's and stay as they are whatever its questionnaire; the
+    # instructions page draws the statements and the scale from the questionnaire itself.
+    consent = BeautifulSoup(entered.get(_url(study)).content, "html.parser")
+    entered.post(_url(study), {"decision": "agree"})
+    instructions = BeautifulSoup(entered.get(_url(study, "instructions")).content, "html.parser")
+
+    for text in (
+        consent.select_one(".prose").get_text(" "),
+        instructions.select_one(".prose").get_text(" "),
+    ):
+        assert "five" not in text.lower()
+        assert "strongly" not in text.lower()
 
 
 def _instructions_button(client: Client, study: Study) -> str:

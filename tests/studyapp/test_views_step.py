@@ -259,6 +259,50 @@ def test_an_attention_check_asks_for_one_value_and_is_not_an_item(
     assert "This page checks that you are reading carefully" in page
 
 
+def test_an_attention_check_shows_no_item_number_and_no_statement_about_an_explanation(
+    browser: Client, study: Study
+) -> None:
+    page = BeautifulSoup(_advance_to(browser, study, "check-"), "html.parser")
+    done = _participant().assignments.exclude(answered_at=None).count()
+
+    progress = page.select_one("#progress-label").get_text(" ", strip=True)
+    assert progress == f"Attention check: {done} of 12 items done"
+    assert page.select_one("progress")["value"] == str(done)
+    assert page.select_one("title").get_text().startswith("Attention check ·")
+    legends = [f.legend.get_text(strip=True) for f in page.select("fieldset.likert")]
+    assert legends == [d.label for d in PLAIN_5.dimensions]
+    assert "explanation" not in page.select_one("form").get_text(" ").lower()
+
+
+def test_a_refused_check_names_its_rows_by_the_labels_shown(browser: Client, study: Study) -> None:
+    page = _advance_to(browser, study, "check-")
+    token = page_step_token(page)
+
+    response = browser.post(step_url(study), {"step": token, "plausibility": "3"})
+
+    assert response.status_code == 400
+    soup = BeautifulSoup(response.content, "html.parser")
+    assert [a.get_text() for a in soup.select("#error-summary a")] == [
+        f"Please choose an answer for “{d.label}”" for d in PLAIN_5.dimensions[1:]
+    ]
+    assert [f.legend.get_text(strip=True) for f in soup.select("fieldset.likert")] == [
+        d.label for d in PLAIN_5.dimensions
+    ]
+    assert soup.select_one("#progress-label").get_text(strip=True).startswith("Attention check")
+
+
+def test_an_item_after_a_check_still_shows_its_statements(browser: Client, study: Study) -> None:
+    check = _advance_to(browser, study, "check-")
+    browser.post(step_url(study), rating_post(page_step_token(check), page_instructed_value(check)))
+
+    page = BeautifulSoup(browser.get(step_url(study)).content, "html.parser")
+
+    assert page_step_token(str(page)).startswith("item-")
+    assert [f.legend.get_text(strip=True) for f in page.select("fieldset.likert")] == [
+        d.statement for d in PLAIN_5.dimensions
+    ]
+
+
 def test_finishing_the_last_item_redirects_to_the_completion_page(
     browser: Client, study: Study
 ) -> None:

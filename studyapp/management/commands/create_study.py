@@ -41,6 +41,14 @@ class Command(BaseCommand):
             "without one is analysed under 'standard')",
         )
         parser.add_argument(
+            "--questionnaire",
+            metavar="FILE|NAME[@VERSION]",
+            help="what participants rate: a .toml/.json questionnaire file (stored first, as "
+            "questionnaire_import does) or a stored questionnaire's NAME or NAME@VERSION "
+            "(default: leave the study's as it is; a new study gets plain-5); fixed once the "
+            "study has participants",
+        )
+        parser.add_argument(
             "--live", action="store_true", help="open the study to participants (freezes its plan)"
         )
 
@@ -56,6 +64,7 @@ class Command(BaseCommand):
                 per_condition=options["per_condition"],
                 live=options["live"],
                 plan=options["plan"],
+                questionnaire=options["questionnaire"],
             )
         except StudyImportError as exc:
             raise CommandError(str(exc)) from None
@@ -70,6 +79,12 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(f"Analysis plan: {study.plan_description()}.")
+        questionnaire = study.questionnaire_document
+        self.stdout.write(
+            f"Questionnaire: {study.questionnaire or questionnaire.name} "
+            f"({len(questionnaire.dimensions)} dimensions, {questionnaire.scale.points}-point "
+            "scale)."
+        )
         entry = reverse("studyapp:entry", kwargs={"slug": study.slug})
         self.stdout.write(
             f"Prolific study URL (append to your site address): {entry}?{PROLIFIC_QUERY}"
