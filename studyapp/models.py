@@ -200,7 +200,10 @@ class Study(models.Model):
         default=3, help_text="Items each participant rates from every condition."
     )
     attention_checks = models.PositiveSmallIntegerField(
-        default=2, help_text="Instructed-response pages added among the rated items."
+        null=True,
+        blank=True,
+        help_text="Instructed-response pages added among the rated items; blank: as many as "
+        "the questionnaire says.",
     )
     completion_code = models.CharField(max_length=64, default=completion_code_new)
     time_limit_minutes = models.PositiveSmallIntegerField(

@@ -180,7 +180,10 @@ def _attention_checks_place(
     questionnaire = participant.study.questionnaire_document
     places = range(questionnaire.attention_checks.first_after + 1, item_count + 1)
     values = questionnaire.check_values()
-    count = min(participant.study.attention_checks, len(places))
+    wanted = participant.study.attention_checks
+    if wanted is None:
+        wanted = questionnaire.attention_checks.count
+    count = min(wanted, len(places))
     AttentionCheckResponse.objects.bulk_create(
         AttentionCheckResponse(
             participant=participant, before_position=place, instructed_value=rng.choice(values)

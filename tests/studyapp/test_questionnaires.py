@@ -332,3 +332,21 @@ def test_the_study_stage_names_an_unknown_questionnaire() -> None:
             DEMO_EXPLANATIONS, StudyConfig(slug="staged", questionnaire="faith-7")
         )
     assert not Study.objects.exists()
+
+
+def test_a_study_takes_its_number_of_checks_from_the_questionnaire_unless_it_sets_one():
+    data = PLAIN_5.as_data()
+    data["name"] = "three-checks"
+    data["attention_checks"] = {**data["attention_checks"], "count": 3, "first_after": 4}
+    stored, _ = questionnaire_import(questionnaire_from_data(data))
+    study = study_make(questionnaire=stored)
+    assert study.attention_checks is None
+
+    participant = participant_start(study=study, prolific_pid="p1")
+    places = sorted(participant.attention_checks.values_list("before_position", flat=True))
+    assert len(places) == 3
+    assert min(places) >= 5  # never before the questionnaire's first four items
+
+    study.attention_checks = 1
+    study.save(update_fields=["attention_checks"])
+    assert participant_start(study=study, prolific_pid="p2").attention_checks.count() == 1
