@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import policy_violations
 
@@ -81,3 +82,25 @@ def page_check(driver: Any, name: str, screenshot_dir: Path) -> dict[str, list[s
     # here; the page's own ones were read above, before axe ran.
     policy_violations(driver)
     return problems
+
+
+def step_token(driver: Any) -> str | None:
+    """The token of the step on the page, or None once the items are over. Read in one
+    script call: the form may be swapped out between two WebDriver calls."""
+    return driver.execute_script(
+        "var f = document.querySelector('input[name=step]'); return f ? f.value : null;"
+    )
+
+
+def instructed_label(driver: Any) -> str:
+    """The scale label an attention-check page asks for."""
+    text = driver.find_element(By.CSS_SELECTOR, ".instruction").text
+    return text.split("choose “", 1)[1].split("”", 1)[0]
+
+
+def rows_choose(driver: Any, value: int) -> None:
+    """Click ``value`` in every rating row, by its label, as a participant does."""
+    for fieldset in driver.find_elements(By.CSS_SELECTOR, "fieldset.likert"):
+        radio = fieldset.find_element(By.CSS_SELECTOR, f"input[type=radio][value='{value}']")
+        radio.find_element(By.XPATH, "./ancestor::label").click()
+        assert radio.is_selected()

@@ -13,6 +13,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from studyapp.models import Participant, Rating
 from tests.browser.conftest import policy_violations
+from tests.browser.pages import instructed_label, rows_choose, step_token
 from tests.studyapp.participant_pool import study_make
 
 # serialized_rollback, as in every browser test: a live-server test's flush followed by
@@ -22,25 +23,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-def _step_token(driver: Any) -> str | None:
-    # Read in one script call: the form may be swapped out between two WebDriver calls.
-    return driver.execute_script(
-        "var f = document.querySelector('input[name=step]'); return f ? f.value : null;"
-    )
-
-
-def _instructed_label(driver: Any) -> str:
-    text = driver.find_element(By.CSS_SELECTOR, ".instruction").text
-    return text.split("choose “", 1)[1].split("”", 1)[0]
-
-
-def _choose(driver: Any, value: int) -> None:
-    for fieldset in driver.find_elements(By.CSS_SELECTOR, "fieldset.likert"):
-        radio = fieldset.find_element(By.CSS_SELECTOR, f"input[type=radio][value='{value}']")
-        radio.find_element(By.XPATH, "./ancestor::label").click()
-        assert radio.is_selected()
 
 
 def test_a_participant_rates_all_items_by_clicking_and_returns_to_prolific(
@@ -65,7 +47,7 @@ def test_a_participant_rates_all_items_by_clicking_and_returns_to_prolific(
     )
     browser.find_element(By.CSS_SELECTOR, "button[value=agree]").click()
     browser.find_element(By.LINK_TEXT, "Start the first item").click()
-    wait.until(lambda d: _step_token(d) == "item-1")
+    wait.until(lambda d: step_token(d) == "item-1")
     # Survives only if later items arrive as htmx swaps rather than full page loads.
     browser.execute_script("window.sameDocument = true;")
 
@@ -82,7 +64,7 @@ def test_a_participant_rates_all_items_by_clicking_and_returns_to_prolific(
     seen_items: list[str] = []
     checks = 0
     for _ in range(20):
-        token = _step_token(browser)
+        token = step_token(browser)
         if token is None:
             break
         if token.startswith("check-"):
@@ -90,13 +72,13 @@ def test_a_participant_rates_all_items_by_clicking_and_returns_to_prolific(
             # A check is not an item: its progress counts the items done, not a next number.
             progress = browser.find_element(By.ID, "progress-label").text
             assert progress == f"Attention check: {len(seen_items)} of 12 items done"
-            _choose(browser, labels[_instructed_label(browser)])
+            rows_choose(browser, labels[instructed_label(browser)])
         else:
             seen_items.append(browser.find_element(By.ID, "progress-label").text)
-            _choose(browser, 1 + len(seen_items) % 5)
+            rows_choose(browser, 1 + len(seen_items) % 5)
         browser.find_element(By.CSS_SELECTOR, "#step button[type=submit]").click()
-        wait.until(lambda d, old=token: _step_token(d) != old)
-        if _step_token(browser) is not None:
+        wait.until(lambda d, old=token: step_token(d) != old)
+        if step_token(browser) is not None:
             assert browser.execute_script("return window.sameDocument === true;")
             # Keyboard and screen-reader users land on the new item's heading.
             wait.until(

@@ -16,7 +16,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 from studyapp.models import Participant, Rating
 from studyformats.questionnaire import questionnaire_parse
 from tests.browser.conftest import policy_violations
-from tests.browser.pages import PHONE, axe_violations, page_check, sideways_overflow
+from tests.browser.pages import (
+    PHONE,
+    axe_violations,
+    instructed_label,
+    page_check,
+    rows_choose,
+    sideways_overflow,
+    step_token,
+)
 from tests.browser.test_pages_accessible import PHONE_LAYOUT
 from tests.studyapp.participant_pool import SEVEN_THREE, questionnaire_study_make
 
@@ -29,25 +37,10 @@ pytestmark = [
 ]
 
 
-def _step_token(driver: Any) -> str | None:
-    # Read in one script call: the form may be swapped out between two WebDriver calls.
-    return driver.execute_script(
-        "var f = document.querySelector('input[name=step]'); return f ? f.value : null;"
-    )
-
-
 def _instructed_value(driver: Any) -> int:
-    text = driver.find_element(By.CSS_SELECTOR, ".instruction").text
-    value = SEVEN_THREE.scale.value_of(text.split("choose “", 1)[1].split("”", 1)[0])
-    assert value is not None, text
+    value = SEVEN_THREE.scale.value_of(instructed_label(driver))
+    assert value is not None
     return value
-
-
-def _click(driver: Any, value: int) -> None:
-    for fieldset in driver.find_elements(By.CSS_SELECTOR, "fieldset.likert"):
-        radio = fieldset.find_element(By.CSS_SELECTOR, f"input[type=radio][value='{value}']")
-        radio.find_element(By.XPATH, "./ancestor::label").click()
-        assert radio.is_selected()
 
 
 def _type(driver: Any, value: int) -> None:
@@ -94,7 +87,7 @@ def test_a_seven_point_three_dimension_study_in_chromium(
     statements = browser.find_elements(By.CSS_SELECTOR, "dl.statements .statement-text")
     assert [s.text for s in statements] == [f"“{d.statement}”" for d in SEVEN_THREE.dimensions]
     browser.find_element(By.LINK_TEXT, "Start the first item").click()
-    wait.until(lambda d: _step_token(d) == "item-1")
+    wait.until(lambda d: step_token(d) == "item-1")
     # Survives only if later steps arrive as htmx swaps rather than full page loads.
     browser.execute_script("window.sameDocument = true;")
 
@@ -121,7 +114,7 @@ def test_a_seven_point_three_dimension_study_in_chromium(
     progress: list[str] = []
     checks = 0
     for _ in range(20):
-        token = _step_token(browser)
+        token = step_token(browser)
         if token is None:
             break
         progress.append(browser.find_element(By.ID, "progress-label").text)
@@ -133,16 +126,16 @@ def test_a_seven_point_three_dimension_study_in_chromium(
             if not checks:
                 problems["check"] = page_check(browser, "questionnaire-check", screenshot_dir)
             checks += 1
-            _click(browser, _instructed_value(browser))
+            rows_choose(browser, _instructed_value(browser))
             browser.find_element(By.CSS_SELECTOR, "#step button[type=submit]").click()
         elif token == "item-2":
             _type(browser, 6)
         else:
             # Item k gets 1 + k % 7: every point of the scale over the twelve items.
-            _click(browser, 1 + int(token.removeprefix("item-")) % 7)
+            rows_choose(browser, 1 + int(token.removeprefix("item-")) % 7)
             browser.find_element(By.CSS_SELECTOR, "#step button[type=submit]").click()
-        wait.until(lambda d, old=token: _step_token(d) != old)
-        if _step_token(browser) is not None:
+        wait.until(lambda d, old=token: step_token(d) != old)
+        if step_token(browser) is not None:
             assert browser.execute_script("return window.sameDocument === true;")
             wait.until(
                 lambda d: d.execute_script("return document.activeElement.id;") == "step-heading"
@@ -199,7 +192,7 @@ def test_an_eleven_point_scale_fits_a_phone_and_a_desktop(
     )
     browser.find_element(By.CSS_SELECTOR, "button[value=agree]").click()
     browser.find_element(By.LINK_TEXT, "Start the first item").click()
-    WebDriverWait(browser, 15).until(lambda d: _step_token(d) == "item-1")
+    WebDriverWait(browser, 15).until(lambda d: step_token(d) == "item-1")
 
     texts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".likert-text")]
     assert texts == list(ELEVEN.scale.named.values())
