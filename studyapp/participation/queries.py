@@ -35,7 +35,6 @@ from studyapp.models import (
     Condition,
     Explanation,
     Participant,
-    Question,
     Rating,
     Study,
 )
@@ -177,10 +176,12 @@ class PoolCache:
 
     Every step read needs the explanation and question of each of the participant's items,
     and a study's explanations and questions never change once imported (a changed text is
-    refused; new ones may be added, and are read when first needed). So the whole pool is
-    read once per process, when the study is first needed, instead of with every step. A
-    study is known by its id and creation time together, so a study created again under a
-    reused id (a test database rolled back, a restored backup) never sees another's
+    refused; new ones may be added). So each is read from the database once per process, the
+    first time a participant needs it, instead of with every step. They are read a
+    participant's items at a time, not the whole pool at once: reading thousands at a
+    study's launch would hold up the other requests of that worker just when participants
+    arrive. A study is known by its id and creation time together, so a study created again
+    under a reused id (a test database rolled back, a restored backup) never sees another's
     explanations. The ``studies`` most recently used are kept.
     """
 
@@ -194,14 +195,12 @@ class PoolCache:
         key = (study.pk, study.created_at)
         with self._lock:
             known = self._known.get(key)
-            if known is not None:
-                self._known.move_to_end(key)
-        if known is None:
-            known = _pool_read(study)
-            with self._lock:
-                self._known[key] = known
+            if known is None:
+                known = self._known[key] = {}
                 while len(self._known) > self.studies:
                     self._known.popitem(last=False)
+            else:
+                self._known.move_to_end(key)
         missing = [pk for pk in ids if pk not in known]
         if missing:
             read = Explanation.objects.filter(pk__in=missing, condition__study=study)
@@ -214,16 +213,6 @@ class PoolCache:
 
 
 pool_cache = PoolCache()
-
-
-def _pool_read(study: Study) -> dict[int, Explanation]:
-    """Every explanation of ``study`` with its question, each question read once."""
-    questions = {q.pk: q for q in Question.objects.filter(study=study)}
-    explanations = {}
-    for explanation in Explanation.objects.filter(condition__study=study):
-        explanation.question = questions[explanation.question_id]
-        explanations[explanation.pk] = explanation
-    return explanations
 
 
 def participant_assignments(participant: Participant) -> list[Assignment]:

@@ -116,26 +116,26 @@ def test_a_second_steps_read_takes_the_explanations_from_the_process_cache(
 def test_the_cache_never_gives_one_study_anothers_explanations() -> None:
     cache = queries.PoolCache(studies=1)
     first, second = study_make(slug="first"), study_make(slug="second")
-    mine = list(Explanation.objects.filter(condition__study=first))
+    mine = list(Explanation.objects.filter(condition__study=first)[:2])
     theirs = Explanation.objects.filter(condition__study=second).first()
     assert theirs is not None
 
-    pool = cache.explanations(first, [])
-    # The whole pool is read at once, each explanation with its question.
-    assert set(pool) == {e.pk for e in mine}
-    assert all(e.question.pk == e.question_id for e in pool.values())
+    known = cache.explanations(first, [e.pk for e in mine])
+    # Only what a participant needs is read, each explanation with its question.
+    assert set(known) == {e.pk for e in mine}
+    assert all(e.question.pk == e.question_id for e in known.values())
     # Another study's id is not an explanation of this one, so it is never found.
     assert theirs.pk not in cache.explanations(first, [theirs.pk])
-    # A study created again under the same id is another study: its pool is read afresh.
+    # A study created again under the same id is another study: nothing carries over.
     recreated = Study.objects.get(pk=first.pk)
     recreated.created_at = first.created_at + timedelta(seconds=1)
-    assert cache.explanations(recreated, []) is not pool
+    assert cache.explanations(recreated, []) == {}
     # One study kept: using the second forgets the others.
-    cache.explanations(second, [])
-    assert cache.explanations(first, []) is not pool
+    cache.explanations(second, [theirs.pk])
+    assert cache.explanations(first, []) == {}
 
 
-def test_an_explanation_added_after_the_pool_was_read_is_found() -> None:
+def test_an_explanation_added_to_a_live_study_is_found() -> None:
     cache = queries.PoolCache()
     study = study_make()
     cache.explanations(study, [])
