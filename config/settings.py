@@ -265,6 +265,13 @@ PARTICIPANT_START_RATE = env_rate("PARTICIPANT_START_RATE", "20/hour")
 # Participants appear in exports only under a salted hash of their Prolific ID.
 PSEUDONYM_SALT = env_str("STUDY_PSEUDONYM_SALT", None) or SECRET_KEY
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+# Prolific's API: the researcher's token (never stored in the database), the API's address
+# (a staging or a local fake server may stand in), and the secret Prolific signs hooks with.
+PROLIFIC_API_TOKEN = env_str("PROLIFIC_API_TOKEN", "") or ""
+PROLIFIC_API_URL = env_str("PROLIFIC_API_URL", "https://api.prolific.com") or ""
+PROLIFIC_HOOK_SECRET = env_str("PROLIFIC_HOOK_SECRET", "") or ""
+# A signed hook older (or newer) than this many seconds is refused as a possible replay.
+PROLIFIC_HOOK_TOLERANCE_SECONDS = env_int("PROLIFIC_HOOK_TOLERANCE_SECONDS", 300, minimum=1)
 RUNS_DIR = Path(env_str("RUNS_DIR", None) or BASE_DIR / "runs")
 
 LOGGING = {

@@ -227,6 +227,22 @@ class Study(models.Model):
         help_text="The study's id on Prolific. When set, only links carrying this STUDY_ID "
         "are admitted; blank: not checked.",
     )
+    failed_checks_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Completion code for participants who failed two or more attention checks; "
+        "blank: they get the completion code. Set when the study is created on Prolific from "
+        "here, where this code sends their submissions to manual review.",
+    )
+    prolific_status = models.CharField(
+        max_length=32, blank=True, editable=False, help_text="The study's status on Prolific."
+    )
+    prolific_synced_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When Prolific's submissions were last read in full (prolific_sync).",
+    )
     questionnaire = models.ForeignKey(
         Questionnaire,
         on_delete=models.PROTECT,
@@ -391,10 +407,20 @@ class Study(models.Model):
         """Participants who started before this moment have run out of time."""
         return (now or timezone.now()) - timedelta(minutes=self.time_limit_minutes)
 
-    def completion_url(self) -> str:
+    def completion_code_for(self, participant: Participant) -> str:
+        """The code a finished participant takes back to Prolific.
+
+        Those who failed enough attention checks to be rejected fairly get the study's
+        second code, when it has one, so that Prolific holds them for a human decision.
+        """
+        if self.failed_checks_code and participant.attention_failed:
+            return self.failed_checks_code
+        return self.completion_code
+
+    def completion_url(self, code: str | None = None) -> str:
         # Encoded, so a code typed with a space or '&' still reaches Prolific whole.
         return str(settings.PROLIFIC_COMPLETION_URL).format(
-            code=quote(self.completion_code, safe="")
+            code=quote(code if code is not None else self.completion_code, safe="")
         )
 
 
@@ -680,3 +706,133 @@ class StudyReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study_id} report {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# ---- Prolific ----------------------------------------------------------------------------
+
+
+class ProlificSubmission(models.Model):
+    """Prolific's view of one submission, as last received from a hook or ``prolific_sync``.
+
+    Kept beside our own participant rows so that the dashboard can show where the two
+    disagree (completed here but not on Prolific, returned there but still working here).
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prolific_submissions")
+    submission_id = models.CharField(max_length=64, unique=True)
+    participant_pid = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=32, help_text="Prolific's status, as Prolific spells it.")
+    study_code = models.CharField(
+        max_length=64, blank=True, help_text="The completion code the participant entered."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(
+        default=timezone.now, help_text="When Prolific's news was sent; older news is ignored."
+    )
+    source = models.CharField(max_length=10, help_text="hook, sync or action: what told us last.")
+
+    class Meta:
+        ordering = ["study", "started_at", "id"]
+        indexes = [models.Index(fields=["study", "participant_pid"])]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id} ({self.status})"
+
+
+class ProlificHookDelivery(models.Model):
+    """A webhook delivery already acted on; a replay of the same signed request changes nothing."""
+
+    event_id = models.CharField(
+        max_length=128, unique=True, help_text="X-Event-ID (the signature if none was sent)."
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    event_type = models.CharField(max_length=100)
+    resource_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "Prolific hook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.resource_id} {self.status}"
+
+
+class ProlificAction(models.Model):
+    """One request sent (or, in a dry run, shown) to Prolific, with who asked and the answer."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prolific_actions")
+    kind = models.CharField(max_length=30)
+    target = models.CharField(
+        max_length=200, blank=True, help_text="The submission or bonus batch it concerns."
+    )
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    body = models.JSONField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    ok = models.BooleanField(null=True, help_text="Accepted by Prolific; empty in a dry run.")
+    answer = models.TextField(blank=True, help_text="Prolific's answer, or why it failed.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        mode = " (dry run)" if self.dry_run else ""
+        return f"{self.kind} {self.target}{mode} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ProlificBonusBatch(models.Model):
+    """Bonuses set up on Prolific (first step), and when they were paid (second step)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prolific_bonuses")
+    bonus_id = models.CharField(max_length=64, unique=True, help_text="Prolific's id.")
+    csv_bonuses = models.TextField(help_text="participant id,amount lines as sent.")
+    participants = models.PositiveIntegerField()
+    # In cents (pence), as Prolific answers them.
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, help_text="Sum of the bonuses, in cents."
+    )
+    fees = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    vat = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    total_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, help_text="What paying costs, in cents, as Prolific said."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "-created_at"]
+        verbose_name_plural = "Prolific bonus batches"
+
+    def __str__(self) -> str:
+        state = "paid" if self.paid_at else "set up"
+        return f"bonus {self.bonus_id} ({state})"
+
+    @property
+    def amount_text(self) -> str:
+        """The bonuses in the currency's major unit (pounds or dollars), e.g. '12.50'."""
+        return f"{self.amount / 100:.2f}"
+
+    @property
+    def total_text(self) -> str:
+        """What paying costs, fees and VAT included, in the major unit."""
+        return f"{self.total_amount / 100:.2f}"

@@ -23,7 +23,13 @@ COMMAND_APPS = ("studyapp", "distillation")
 # The packages whose views count as the project's own, for the admin's URLs.
 PROJECT_PACKAGES = ("config", "studyapp", "distillation", "analysis")
 # Sample values for the placeholders of the documented paths, to resolve them.
-PLACEHOLDER_VALUES = {"slug": "demo", "object_id": "1", "report_id": "1", "key": "open"}
+PLACEHOLDER_VALUES = {
+    "slug": "demo",
+    "object_id": "1",
+    "report_id": "1",
+    "batch_id": "1",
+    "key": "open",
+}
 FORMAT_SUFFIX = re.compile(r"<drf_format_suffix\w*:format>|\(\?P<format>")
 
 

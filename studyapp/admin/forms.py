@@ -263,6 +263,7 @@ class StudyChangeForm(forms.ModelForm, PlanFieldsForm):
         fields = (
             "title",
             "completion_code",
+            "failed_checks_code",
             "prolific_study_id",
             "per_condition",
             "attention_checks",

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from studyapp.admin.forms import DemographicsUploadForm, StudyChangeForm, StudyUploadForm
+from studyapp.admin.prolific import ProlificAdminMixin
 from studyapp.demographics import (
     DemographicsFileError,
     demographics_import,
@@ -34,6 +35,11 @@ from studyapp.models import (
 )
 from studyapp.monitoring import bars_layout, study_latest_report, study_progress
 from studyapp.permissions import PARTICIPANTS_CHANGE, RATINGS_VIEW, user_may
+from studyapp.prolific.services import (
+    prolific_client_or_none,
+    prolific_comparison,
+    study_status_set,
+)
 from studyapp.reports import ReportError, report_html_path, study_report_run
 from studyapp.studies.services import (
     PROLIFIC_QUERY,
@@ -44,7 +50,6 @@ from studyapp.studies.services import (
     study_create_from_explanations,
     study_plan_set,
     study_questionnaire_set,
-    study_status_change,
 )
 from studyapp.uploads import UploadError, upload_lines
 
@@ -138,7 +143,7 @@ class ConditionInline(admin.StackedInline):
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
+class StudyAdmin(ProlificAdminMixin, admin.ModelAdmin):
     form = StudyChangeForm
     list_display = (
         "slug",
@@ -171,6 +176,7 @@ class StudyAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "completion_code",
+                    "failed_checks_code",
                     "prolific_study_id",
                     "per_condition",
                     "attention_checks",
@@ -275,11 +281,19 @@ class StudyAdmin(admin.ModelAdmin):
     def _status_action(self, request: HttpRequest, queryset: QuerySet[Study], key: str) -> None:
         status, verb = STATUS_ACTIONS[key]
         changed: list[str] = []
+        client = prolific_client_or_none()
         for study in queryset:
-            if study_status_change(study=study, status=status):
+            done, prolific_note = study_status_set(
+                study=study, status=status, client=client, by=request.user
+            )
+            if done:
                 # The admin's history of the study then shows who opened or closed it, and when.
                 self.log_change(request, study, f"{verb} the study")
                 changed.append(study.slug)
+            if prolific_note:
+                self.message_user(request, f"{study.slug}: {prolific_note}", messages.INFO)
+        if client is not None:
+            client.close()
         unchanged = queryset.count() - len(changed)
         if changed:
             self.message_user(request, f"{verb.capitalize()}: {', '.join(changed)}.")
@@ -366,7 +380,7 @@ class StudyAdmin(admin.ModelAdmin):
                 name="studyapp_study_ratings_csv",
             ),
         ]
-        return extra + super().get_urls()
+        return extra + self.prolific_urls() + super().get_urls()
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -470,6 +484,7 @@ class StudyAdmin(admin.ModelAdmin):
             "latest_report": latest,
             "latest_report_available": latest is not None and report_html_path(latest) is not None,
             "demographics_form": DemographicsUploadForm(),
+            "prolific": prolific_comparison(study) if study.prolific_study_id else None,
             "can_change": self.has_change_permission(request, study),
             "can_download_ratings": self.has_ratings_permission(request),
             "can_release_excluded": user_may(request.user, PARTICIPANTS_CHANGE),

@@ -60,6 +60,7 @@ from studyapp.permissions import (
     STUDY_CHANGE,
     STUDY_VIEW,
 )
+from studyapp.prolific.services import prolific_client_or_none, study_status_set
 from studyapp.studies.services import (
     StudyConflictError,
     StudyImportError,
@@ -68,7 +69,6 @@ from studyapp.studies.services import (
     study_create_from_explanations,
     study_plan_set,
     study_questionnaire_set,
-    study_status_change,
 )
 from studyformats.questionnaire import QuestionnaireError, questionnaire_from_data
 
@@ -185,12 +185,25 @@ class StudyStatusView(ResearcherAPIView):
         serializer = StudyStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         target = serializer.validated_data["status"]
-        if study.status != target and not study_status_change(study=study, status=target):
+        if study.status == target:
+            return Response(StudySerializer(study).data)
+        client = prolific_client_or_none()
+        try:
+            changed, prolific_note = study_status_set(
+                study=study, status=target, client=client, by=request.user
+            )
+        finally:
+            if client is not None:
+                client.close()
+        if not changed:
             return Response(
                 {"detail": f"a {study.status} study cannot be set to {target}"},
                 status=status.HTTP_409_CONFLICT,
             )
-        return Response(StudySerializer(study).data)
+        data = dict(StudySerializer(study).data)
+        if prolific_note:
+            data["prolific_note"] = prolific_note
+        return Response(data)
 
 
 class StudyPlanView(ResearcherAPIView):

@@ -409,7 +409,10 @@ def _after_step(request: HtmxHttpRequest, study: Study, participant: Participant
 def done(request: HtmxHttpRequest, study: Study, participant: Participant) -> HttpResponse:
     if participant.status != Participant.Status.COMPLETED:
         return _continue(request, study, participant)
-    return _page(request, "done.html", study, completion_url=study.completion_url())
+    code = study.completion_code_for(participant)
+    return _page(
+        request, "done.html", study, completion_code=code, completion_url=study.completion_url(code)
+    )
 
 
 @require_GET

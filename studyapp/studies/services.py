@@ -525,13 +525,22 @@ def excluded_release(*, study: Study) -> int:
     return _excluded_stop(Participant.objects.filter(study=study))
 
 
+PARTICIPANT_STOP_STATUSES = (
+    Participant.Status.RETURNED,
+    Participant.Status.TIMED_OUT,
+    Participant.Status.STOPPED,
+)
+
+
 def participant_stop(*, participant: Participant, status: str) -> bool:
-    """Mark an active participant returned or timed out; False if they were not active.
+    """Mark an active participant returned, timed out or stopped; False if they were not active.
 
     Their unrated items go back to the pool at once: ``selectors.assignments_holding``
-    counts unrated items of active participants only. Rated items are kept.
+    counts unrated items of active participants only. Rated items are kept. The update
+    waits for the row lock that a participant's own submission holds, and then applies
+    only if the participant is still active, so it is safe while they post an item.
     """
-    if status not in (Participant.Status.RETURNED, Participant.Status.TIMED_OUT):
+    if status not in PARTICIPANT_STOP_STATUSES:
         raise ValueError(f"a participant cannot be stopped with status '{status}'")
     changed = Participant.objects.filter(
         pk=participant.pk, status=Participant.Status.ACTIVE
