@@ -240,6 +240,9 @@ def submission_status_apply(
             return StatusApplied(
                 submission=submission, changed=False, released=False, participant=participant
             )
+        # "Changed" means a new submission or a new status; the times and the code only
+        # complete what a hook (which carries none of them) left blank.
+        changed = created or submission.status != status
         values: dict[str, Any] = {
             "status": status,
             "participant_pid": submission.participant_pid or pid,
@@ -247,11 +250,9 @@ def submission_status_apply(
             "started_at": started_at,
             "completed_at": completed_at,
         }
-        changed = created
         for name, value in values.items():
-            if value is not None and getattr(submission, name) != value:
+            if value is not None:
                 setattr(submission, name, value)
-                changed = True
         submission.updated_at = at
         submission.source = source
         submission.save()
@@ -395,12 +396,17 @@ def study_create_body(study: Study, draft: StudyDraft, failed_checks_code: str) 
     return body
 
 
-def study_create_request(study: Study, draft: StudyDraft) -> ProlificRequest:
+def study_create_request(
+    study: Study, draft: StudyDraft, *, failed_checks_code: str = ""
+) -> ProlificRequest:
+    """The create-study request; the second code is the study's, else ``failed_checks_code``
+    (the one a preview showed), else a new one."""
     if study.prolific_study_id:
         raise ProlificServiceError(
             f"study '{study.slug}' is already on Prolific as {study.prolific_study_id}"
         )
-    code = study.failed_checks_code or _other_code(study.completion_code)
+    given = failed_checks_code if failed_checks_code != study.completion_code else ""
+    code = study.failed_checks_code or given or _other_code(study.completion_code)
     return ProlificRequest(
         study=study,
         kind="create",
@@ -417,10 +423,20 @@ def _other_code(completion_code: str) -> str:
 
 
 def study_create_on_prolific(
-    *, study: Study, draft: StudyDraft, client: ProlificClient, by: Any, dry_run: bool = False
+    *,
+    study: Study,
+    draft: StudyDraft,
+    client: ProlificClient,
+    by: Any,
+    dry_run: bool = False,
+    failed_checks_code: str = "",
 ) -> ProlificRequest:
-    """Create the study on Prolific as a draft and store its id; ``dry_run`` only records."""
-    request = study_create_request(study, draft)
+    """Create the study on Prolific as a draft and store its id; ``dry_run`` only records.
+
+    ``failed_checks_code``: the second completion code to use when the study has none yet
+    (the one a preview showed); blank: a new one.
+    """
+    request = study_create_request(study, draft, failed_checks_code=failed_checks_code)
     created = request.send(lambda: client.study_create(request.body or {}), by=by, dry_run=dry_run)
     if created is not None:
         failed_code = request.body["completion_codes"][1]["code"] if request.body else ""

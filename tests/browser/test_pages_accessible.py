@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from distillation.models import DistillationRun
-from studyapp.models import Study
+from studyapp.models import ProlificAction, ProlificBonusBatch, ProlificSubmission, Study
 from tests.browser.conftest import policy_violations
 from tests.browser.pages import page_check, sideways_overflow
 from tests.browser.test_admin_researcher_flow import log_in
@@ -215,6 +215,7 @@ def test_every_researcher_page_passes_axe_and_fits_a_phone(
             "notes": [],
         },
     )
+    on_prolific = prolific_study_make()
     problems: dict[str, Any] = {}
     browser.get(live_server.url + reverse("admin:login"))
     problems["login"] = page_check(browser, "admin-login", screenshot_dir)
@@ -237,6 +238,11 @@ def test_every_researcher_page_passes_axe_and_fits_a_phone(
         "admin-questionnaire-preview": reverse(
             "admin:studyapp_questionnaire_preview", args=[questionnaire_id]
         ),
+        "admin-prolific": reverse("admin:studyapp_study_prolific", args=[on_prolific.pk]),
+        "admin-prolific-dashboard": reverse(
+            "admin:studyapp_study_dashboard", args=[on_prolific.pk]
+        ),
+        "admin-prolific-create": reverse("admin:studyapp_study_prolific_create", args=[study.pk]),
     }
     for name, path in pages.items():
         browser.get(live_server.url + path)
@@ -250,6 +256,44 @@ def test_every_researcher_page_passes_axe_and_fits_a_phone(
     found = {page: found for page, found in problems.items() if found}
     assert found == {}, pformat(found, width=100)
     assert Study.objects.get(pk=study.pk).slug == "pages"
+
+
+def prolific_study_make() -> Study:
+    """A study on Prolific with what its Prolific page shows: submissions to approve and to
+    reject, one never seen here, a bonus batch to pay and the requests sent."""
+    study = study_make(slug="on-prolific")
+    finished = [
+        participant_finish(study, "P-good"),
+        participant_finish(study, "P-careless", fail_checks=2),
+    ]
+    Study.objects.filter(pk=study.pk).update(
+        prolific_study_id="6123abc0de4f5a6b7c8d9e0f", prolific_status="ACTIVE"
+    )
+    for n, participant in enumerate(finished):
+        ProlificSubmission.objects.create(
+            study=study,
+            submission_id=f"sub{n}",
+            participant_pid=participant.prolific_pid,
+            status="AWAITING REVIEW",
+        )
+    ProlificSubmission.objects.create(
+        study=study, submission_id="sub9", participant_pid="P-ghost", status="ACTIVE"
+    )
+    ProlificBonusBatch.objects.create(
+        study=study,
+        bonus_id="bonus1",
+        csv_bonuses="P-good,0.50\n",
+        participants=1,
+        amount=50,
+        fees=17,
+        vat=3,
+        total_amount=70,
+    )
+    ProlificAction.objects.create(
+        study=study, kind="publish", method="POST", path="/api/v1/studies/x/transition/", ok=True
+    )
+    study.refresh_from_db()
+    return study
 
 
 def test_the_dashboard_fits_a_phone_without_scrolling_sideways(

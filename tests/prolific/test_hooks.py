@@ -15,12 +15,13 @@ from studyapp import selectors
 from studyapp.models import Participant, ProlificHookDelivery, ProlificSubmission, Study
 from studyapp.participation.services import participant_start
 from tests.prolific.fake import signed_delivery
+from tests.prolific.hook_support import HOOK_PATH, hook_post
 from tests.studyapp.participant_pool import study_make
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "hook-secret-for-tests"
-HOOK = "/prolific/hooks/"
+HOOK = HOOK_PATH
 
 
 @pytest.fixture(autouse=True)
@@ -28,9 +29,7 @@ def hook_secret(settings: Any) -> None:
     settings.PROLIFIC_HOOK_SECRET = SECRET
 
 
-def post(body: bytes, headers: dict[str, str]) -> Any:
-    sent = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-    return Client().post(HOOK, body, content_type="application/json", headers=sent)
+post = hook_post
 
 
 def submission_event(submission_id: str, status: str, pid: str = "P1") -> dict[str, str]:
