@@ -9,7 +9,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from studyapp.models import ParticipantDemographics, ParticipantExclusion, StudyReport
+from studyapp.models import (
+    ParticipantDemographics,
+    ParticipantExclusion,
+    ProlificAction,
+    ProlificSubmission,
+    StudyReport,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -52,3 +58,23 @@ class StudyReportAdmin(ReadOnlyAdmin):
     def report_link(self, obj: StudyReport) -> str:
         url = reverse("admin:studyapp_study_report", args=[obj.study_id, obj.pk])
         return format_html('<a href="{}">Open</a>', url)
+
+
+@admin.register(ProlificAction)
+class ProlificActionAdmin(ReadOnlyAdmin):
+    """Every request sent to Prolific (or shown in a dry run), with who asked and the answer."""
+
+    list_display = ("at", "study", "kind", "target", "dry_run", "ok", "decided_by")
+    list_filter = ("study", "kind", "dry_run", "ok")
+    search_fields = ("target", "answer")
+    list_select_related = ("study", "decided_by")
+
+
+@admin.register(ProlificSubmission)
+class ProlificSubmissionAdmin(ReadOnlyAdmin):
+    """Prolific's status of each submission, as its hooks and the sync last said."""
+
+    list_display = ("submission_id", "study", "participant_pid", "status", "source", "updated_at")
+    list_filter = ("study", "status", "source")
+    search_fields = ("submission_id", "participant_pid")
+    list_select_related = ("study",)

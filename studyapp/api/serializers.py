@@ -55,6 +55,8 @@ class StudySerializer(serializers.ModelSerializer):
             "max_participants",
             "max_ratings_per_explanation",
             "prolific_study_id",
+            "prolific_status",
+            "failed_checks_code",
             "created_at",
             "plan_name",
             "plan_sha256",

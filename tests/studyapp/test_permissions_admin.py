@@ -44,6 +44,12 @@ GET_PAGES = {
     "explanation list": lambda o: reverse("admin:studyapp_explanation_changelist"),
     "demographics list": lambda o: reverse("admin:studyapp_participantdemographics_changelist"),
     "report list": lambda o: reverse("admin:studyapp_studyreport_changelist"),
+    "prolific page": lambda o: reverse("admin:studyapp_study_prolific", args=[o["study"].pk]),
+    "prolific create": lambda o: reverse(
+        "admin:studyapp_study_prolific_create", args=[o["study"].pk]
+    ),
+    "prolific request list": lambda o: reverse("admin:studyapp_prolificaction_changelist"),
+    "prolific submission list": lambda o: reverse("admin:studyapp_prolificsubmission_changelist"),
 }
 
 POST_PAGES = {
@@ -51,6 +57,10 @@ POST_PAGES = {
     "study analyze": lambda o: reverse("admin:studyapp_study_analyze", args=[o["study"].pk]),
     "study demographics": lambda o: reverse(
         "admin:studyapp_study_demographics", args=[o["study"].pk]
+    ),
+    "prolific sync": lambda o: reverse("admin:studyapp_study_prolific_sync", args=[o["study"].pk]),
+    "prolific bonuses": lambda o: reverse(
+        "admin:studyapp_study_prolific_bonuses", args=[o["study"].pk]
     ),
 }
 
@@ -122,4 +132,6 @@ def test_the_migration_creates_the_researcher_group_with_view_and_change_permiss
     )
     assert {"view_study", "add_study", "change_study", "change_participant"} <= codenames
     assert {"view_rating", "add_participantexclusion", "add_studyreport"} <= codenames
+    assert {"view_prolificaction", "view_prolificsubmission"} <= codenames
+    assert not {"add_prolificaction", "change_prolificsubmission"} & codenames
     assert not {"change_rating", "delete_rating", "delete_participant", "delete_study"} & codenames
