@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,8 @@ else:
     StudyAdminBase = object
 
 AUDIT_SHOWN = 50
+# A second completion code posted back from a preview (codes are made as letters and digits).
+FAILED_CODE_PATTERN = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 def prolific_configured() -> bool:
@@ -334,13 +337,18 @@ class ProlificAdminMixin(StudyAdminBase):
         preview: dict[str, Any] | None = None
         if request.method == "POST" and form.is_valid():
             draft = form.draft()
-            preview = self._create_preview(study, draft)
+            # The second completion code is made for the first preview and posted back with
+            # the confirmation, so the request confirmed is the one previewed.
+            given = request.POST.get("failed_checks_code", "")
+            code = given if FAILED_CODE_PATTERN.fullmatch(given) else ""
+            preview = self._create_preview(study, draft, code)
             # Created only as previewed: a change after the preview is previewed again.
             if (
                 request.POST.get("confirm") == "yes"
                 and request.POST.get("previewed") == preview["digest"]
             ):
-                self._run(request, lambda client: self._create(request, study, draft, client))
+                code = preview["failed_checks_code"]
+                self._run(request, lambda client: self._create(request, study, draft, code, client))
                 return self._prolific_page(study)
         context = {
             **self.admin_site.each_context(request),
@@ -354,9 +362,11 @@ class ProlificAdminMixin(StudyAdminBase):
         }
         return TemplateResponse(request, "admin/studyapp/study/prolific_create.html", context)
 
-    def _create_preview(self, study: Study, draft: StudyDraft) -> dict[str, Any]:
+    def _create_preview(
+        self, study: Study, draft: StudyDraft, failed_checks_code: str
+    ) -> dict[str, Any]:
         """What would be sent, the hourly rate, and Prolific's price when it can be asked."""
-        sent = study_create_request(study, draft)
+        sent = study_create_request(study, draft, failed_checks_code=failed_checks_code)
         body = json.dumps(sent.body, indent=2, sort_keys=True)
         total_cost: str | None = None
         cost_problem = ""
@@ -370,6 +380,7 @@ class ProlificAdminMixin(StudyAdminBase):
             "request": f"{sent.method} /{sent.path}",
             "body": body,
             "digest": hashlib.sha256(body.encode()).hexdigest(),
+            "failed_checks_code": (sent.body or {})["completion_codes"][1]["code"],
             "hourly_rate": money(draft.hourly_rate()),
             "reward": money(draft.reward),
             "total_cost": total_cost,
@@ -377,9 +388,20 @@ class ProlificAdminMixin(StudyAdminBase):
         }
 
     def _create(
-        self, request: HttpRequest, study: Study, draft: StudyDraft, client: ProlificClient
+        self,
+        request: HttpRequest,
+        study: Study,
+        draft: StudyDraft,
+        failed_checks_code: str,
+        client: ProlificClient,
     ) -> str:
-        study_create_on_prolific(study=study, draft=draft, client=client, by=request.user)
+        study_create_on_prolific(
+            study=study,
+            draft=draft,
+            client=client,
+            by=request.user,
+            failed_checks_code=failed_checks_code,
+        )
         self.log_change(request, study, f"created on Prolific as {study.prolific_study_id}")
         return (
             f"Created on Prolific as draft {study.prolific_study_id}. Check it there if you like, "

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -28,6 +29,7 @@ from studyapp.models import (
     Participant,
     ProlificAction,
     ProlificBonusBatch,
+    ProlificHookDelivery,
     ProlificSubmission,
     Study,
     completion_code_new,
@@ -144,8 +146,6 @@ class ProlificRequest:
     target: str = ""
 
     def describe(self) -> str:
-        import json
-
         body = "" if self.body is None else " " + json.dumps(self.body, sort_keys=True)
         return f"{self.method} /{self.path}{body}"
 
@@ -876,6 +876,18 @@ def demographics_fetch(
     )
     text = request.send(lambda: client.demographic_export(study.prolific_study_id), by=by)
     return demographics_import(study=study, lines=io.StringIO(text.lstrip("\ufeff")))
+
+
+# Prolific retries a delivery for a day with the same X-Event-ID; two days of records
+# recognise every retry, and anything older is refused by its timestamp anyway.
+HOOK_DELIVERIES_KEPT = timedelta(days=2)
+
+
+def hook_deliveries_prune(now: datetime | None = None) -> int:
+    """Forget webhook deliveries no retry can repeat any more; how many were deleted."""
+    cutoff = (now or timezone.now()) - HOOK_DELIVERIES_KEPT
+    deleted, _ = ProlificHookDelivery.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
 
 
 # ---- ours beside Prolific's ---------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from django.utils import timezone
 from studyapp import selectors
 from studyapp.models import Participant, ProlificHookDelivery, ProlificSubmission, Study
 from studyapp.participation.services import participant_start
+from studyapp.prolific.services import hook_deliveries_prune
 from tests.prolific.fake import signed_delivery
 from tests.prolific.hook_support import HOOK_PATH, hook_post
 from tests.studyapp.participant_pool import study_make
@@ -233,3 +235,14 @@ def test_without_a_secret_hooks_get_503_so_prolific_retries(
 
 def test_only_post_is_answered() -> None:
     assert Client().get(HOOK).status_code == 405
+
+
+def test_deliveries_are_remembered_for_two_days_then_forgotten(working: Participant) -> None:
+    post(*signed_delivery(submission_event("S1", "AWAITING REVIEW"), SECRET, event_id="old"))
+    post(*signed_delivery(submission_event("S1", "AWAITING REVIEW"), SECRET, event_id="new"))
+    now = timezone.now()
+    ProlificHookDelivery.objects.filter(event_id="old").update(
+        received_at=now - timedelta(days=2, seconds=1)
+    )
+    assert hook_deliveries_prune(now) == 1
+    assert list(ProlificHookDelivery.objects.values_list("event_id", flat=True)) == ["new"]

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 
 from studyapp.models import Study
 from studyapp.prolific.client import ProlificClient, ProlificError
-from studyapp.prolific.services import STUDY_COMPLETED, prolific_sync
+from studyapp.prolific.services import STUDY_COMPLETED, hook_deliveries_prune, prolific_sync
 
 
 def studies_to_sync(slug: str | None) -> QuerySet[Study]:
@@ -43,6 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("slug", nargs="?", help="the study's short name")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        hook_deliveries_prune()
         studies = list(studies_to_sync(options["slug"]))
         if not studies:
             self.stdout.write("No study to sync: none has a Prolific study id.")
