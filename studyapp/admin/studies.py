@@ -380,7 +380,8 @@ class StudyAdmin(ProlificAdminMixin, admin.ModelAdmin):
                 name="studyapp_study_ratings_csv",
             ),
         ]
-        return extra + self.prolific_urls() + super().get_urls()
+        # The Prolific pages first: '<path:object_id>/demographics/' would match theirs too.
+        return self.prolific_urls() + extra + super().get_urls()
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None

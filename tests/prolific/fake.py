@@ -1038,6 +1038,7 @@ class FakeProlific:
         ("POST", r"submissions/(?P<id>[0-9a-f]{24})/request-return/", "_request_return"),
         ("POST", r"bulk-bonus-payments/(?P<id>[0-9a-f]{24})/pay/", "_bonus_pay"),
         ("POST", r"hooks/secrets/", "_hook_secret"),
+        ("GET", r"hooks/secrets/", "_hook_secrets"),
         ("POST", r"hooks/subscriptions/", "_subscription_create"),
         ("POST", r"hooks/subscriptions/(?P<id>[0-9a-f]{24})/", "_subscription_confirm"),
     )
@@ -1519,6 +1520,14 @@ class FakeProlific:
         self.hook_secrets[body["workspace_id"]] = secret
         self.hook_secret = secret["value"]
         return json_answer(201, secret)
+
+    def _hook_secrets(self, request: Request) -> Answer:
+        """The workspace's secrets (``workspace_id`` is required): at most the one active."""
+        workspace = request.query.get("workspace_id")
+        if not workspace:
+            raise ApiError(400, {"workspace_id": ["This field is required."]})
+        secret = self.hook_secrets.get(workspace)
+        return json_answer(200, {"results": [secret] if secret else []})
 
     def _subscription_create(self, request: Request) -> Answer:
         body = request.object()
