@@ -250,12 +250,18 @@ def submission_status_apply(
             "started_at": started_at,
             "completed_at": completed_at,
         }
-        for name, value in values.items():
-            if value is not None:
-                setattr(submission, name, value)
-        submission.updated_at = at
-        submission.source = source
-        submission.save()
+        dirty = [
+            name
+            for name, value in values.items()
+            if value is not None and getattr(submission, name) != value
+        ]
+        if created or dirty:
+            # News that changes nothing stores nothing: a sync of a finished study is reads.
+            for name in dirty:
+                setattr(submission, name, values[name])
+            submission.updated_at = at
+            submission.source = source
+            submission.save(update_fields=[*dirty, "updated_at", "source"])
     released = False
     if participant is not None and status in RELEASING:
         released = participant_stop(participant=participant, status=RELEASING[status])
