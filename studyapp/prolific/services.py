@@ -501,7 +501,10 @@ def study_status_set(
     if not changed or not study.prolific_study_id:
         return changed, ""
     if study.prolific_status in ("", STUDY_UNPUBLISHED):
-        return changed, "The Prolific study is not published yet; publish it from the study's Prolific page."
+        return (
+            changed,
+            "The Prolific study is not published yet; publish it from the study's Prolific page.",
+        )
     if client is None:
         return changed, "Prolific was not told: no API token is set."
     action = TRANSITION_FOR[Study.Status(status)]
