@@ -407,6 +407,11 @@ class Study(models.Model):
         """Participants who started before this moment have run out of time."""
         return (now or timezone.now()) - timedelta(minutes=self.time_limit_minutes)
 
+    @property
+    def prolific_created_here(self) -> bool:
+        """Created on Prolific from this platform (which set both codes there)."""
+        return bool(self.prolific_study_id and self.failed_checks_code)
+
     def completion_code_for(self, participant: Participant) -> str:
         """The code a finished participant takes back to Prolific.
 

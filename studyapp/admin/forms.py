@@ -232,6 +232,15 @@ class StudyChangeForm(forms.ModelForm, PlanFieldsForm):
             plan.choices = [*PLAN_CHOICES, (PLAN_NONE, "No plan (remove it)")]
         if "questionnaire_choice" in self.fields:
             self.fields["questionnaire_choice"].initial = self.instance.questionnaire_id
+        if self.instance.pk is not None and self.instance.prolific_created_here:
+            # Prolific holds these codes and their actions; a code changed here alone would
+            # send participants back with a code Prolific does not know.
+            for name in ("completion_code", "failed_checks_code", "prolific_study_id"):
+                if name in self.fields:
+                    self.fields[name].disabled = True
+                    self.fields[
+                        name
+                    ].help_text = "Fixed: the study was created on Prolific from here with it."
         # After validation: whether the picker asks for another questionnaire.
         self.questionnaire_given = False
 

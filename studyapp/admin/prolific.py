@@ -48,6 +48,7 @@ from studyapp.prolific.services import (
     submission_reject,
     submission_request_return,
 )
+from studyapp.uploads import UploadError, upload_lines
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -210,14 +211,37 @@ class BonusForm(forms.Form):
         label="Or a list",
         help_text="Lines of 'participant id,amount' (amount in pounds or dollars, e.g. 1.50).",
     )
+    csv_file = forms.FileField(
+        required=False,
+        label="Or a CSV file",
+        help_text="The same lines as a file; a header line is allowed.",
+    )
     dry_run = forms.BooleanField(required=False, label="Dry run: show, do not send")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        given = [bool(data.get("rule_amount")), bool((data.get("csv_bonuses") or "").strip())]
+        upload = data.get("csv_file")
+        if upload is not None:
+            try:
+                data["csv_bonuses_file"] = "".join(upload_lines(upload))
+            except UploadError as exc:
+                raise forms.ValidationError(f"The CSV file cannot be read: {exc}.") from None
+        given = [
+            bool(data.get("rule_amount")),
+            bool((data.get("csv_bonuses") or "").strip()),
+            upload is not None,
+        ]
         if given.count(True) != 1:
-            raise forms.ValidationError("Give either an amount for everyone or a list, not both.")
+            raise forms.ValidationError(
+                "Give one of: an amount for everyone, a list, or a CSV file."
+            )
         return data
+
+    def bonus_text(self) -> str:
+        """The list given, typed or uploaded ("" for the rule)."""
+        return str(
+            self.cleaned_data.get("csv_bonuses_file") or self.cleaned_data.get("csv_bonuses") or ""
+        )
 
 
 # ---- views ----------------------------------------------------------------------------------
@@ -507,7 +531,7 @@ class ProlificAdminMixin(StudyAdminBase):
 
     def prolific_bonus_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         study = self._prolific_study(request, object_id)
-        form = BonusForm(request.POST)
+        form = BonusForm(request.POST, request.FILES)
         if not form.is_valid():
             for problem in form_problems(form):
                 self.message_user(request, f"Nothing set up: {problem}", messages.ERROR)
@@ -518,7 +542,7 @@ class ProlificAdminMixin(StudyAdminBase):
             if data["rule_amount"]:
                 lines = bonus_lines_completed(study, data["rule_amount"])
             else:
-                lines = bonus_lines_parse(data["csv_bonuses"], study)
+                lines = bonus_lines_parse(form.bonus_text(), study)
             sent, batch = bonus_setup(
                 study=study, lines=lines, client=client, by=request.user, dry_run=data["dry_run"]
             )

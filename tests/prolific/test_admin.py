@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 from bs4 import BeautifulSoup
 from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import resolve, reverse
 
+from studyapp.admin.forms import StudyChangeForm
 from studyapp.models import (
     Participant,
     ParticipantDemographics,
@@ -830,6 +832,51 @@ def test_a_bonus_list_naming_a_stranger_is_refused_before_sending(
     assert one_message(listed).startswith("Dry run, nothing sent.")
     assert fake_prolific.requests == []
     assert ProlificAction.objects.get(kind="bonus_setup").dry_run is True
+
+
+def test_a_bonus_csv_file_sets_up_the_batch_and_a_bad_one_is_refused(
+    fake_prolific: FakeProlific, live: Study, researcher: Client
+) -> None:
+    Arrival(fake_prolific, live, "P-1").finish()
+    bonuses = url("prolific_bonuses", live)
+    upload = SimpleUploadedFile("bonuses.csv", b"\xef\xbb\xbfparticipant id,amount\r\nP-1,2.25\r\n")
+
+    set_up = researcher.post(bonuses, {"csv_file": upload}, follow=True)
+
+    batch = ProlificBonusBatch.objects.get()
+    assert one_message(set_up).startswith(f"Bonus batch {batch.bonus_id} set up for 1 participant")
+    assert fake_prolific.bonuses[batch.bonus_id]["lines"] == [("P-1", Decimal("2.25"))]
+
+    latin1 = SimpleUploadedFile("bonuses.csv", "P-1,1.00 \u00e9\n".encode("latin-1"))
+    refused = researcher.post(bonuses, {"csv_file": latin1}, follow=True)
+    assert one_message(refused).startswith("Nothing set up: The CSV file cannot be read: line 1")
+    both = SimpleUploadedFile("bonuses.csv", b"P-1,1.00\n")
+    twice = researcher.post(bonuses, {"csv_file": both, "rule_amount": "1.00"}, follow=True)
+    assert one_message(twice) == (
+        "Nothing set up: Give one of: an amount for everyone, a list, or a CSV file."
+    )
+    assert ProlificBonusBatch.objects.count() == 1
+
+
+def test_codes_set_on_prolific_from_here_cannot_change_here(
+    fake_prolific: FakeProlific, live: Study, researcher: Client
+) -> None:
+    assert live.prolific_created_here
+    change = reverse("admin:studyapp_study_change", args=[live.pk])
+    page = researcher.get(change).content.decode()
+    assert page.count("Fixed: the study was created on Prolific from here with it.") == 3
+    form = StudyChangeForm(
+        instance=live,
+        data={"completion_code": "CHANGED", "failed_checks_code": "CHANGED2"},
+    )
+    form.is_valid()
+    assert (form.cleaned_data["completion_code"], form.cleaned_data["failed_checks_code"]) == (
+        live.completion_code,
+        live.failed_checks_code,
+    )
+    assert (
+        not StudyChangeForm(instance=study_make(slug="by-hand")).fields["completion_code"].disabled
+    )
 
 
 # ---- 8. demographics ---------------------------------------------------------------------
