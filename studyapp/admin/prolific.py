@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 
 from studyapp.demographics import DemographicsFileError, unmatched_message
 from studyapp.models import ProlificAction, ProlificBonusBatch, Study
-from studyapp.prolific.client import TOKEN_HELP, ProlificClient, ProlificError
+from studyapp.prolific.client import TOKEN_HELP, ProlificClient, ProlificError, token_setting
 from studyapp.prolific.services import (
     REJECTION_CATEGORIES,
     REJECTION_MESSAGE_MIN,
@@ -39,6 +39,7 @@ from studyapp.prolific.services import (
     bonus_setup,
     bulk_approve,
     demographics_fetch,
+    prolific_client_or_none,
     prolific_comparison,
     prolific_sync,
     review_rows,
@@ -60,14 +61,6 @@ else:
 AUDIT_SHOWN = 50
 # A second completion code posted back from a preview (codes are made as letters and digits).
 FAILED_CODE_PATTERN = re.compile(r"[A-Za-z0-9]{1,64}")
-
-
-def prolific_configured() -> bool:
-    try:
-        ProlificClient.from_settings().close()
-    except ProlificError:
-        return False
-    return True
 
 
 def money(cents: Decimal | int) -> str:
@@ -294,11 +287,10 @@ class ProlificAdminMixin(StudyAdminBase):
         return HttpResponseRedirect(reverse("admin:studyapp_study_prolific", args=[study.pk]))
 
     def _client(self, request: HttpRequest) -> ProlificClient | None:
-        try:
-            return ProlificClient.from_settings()
-        except ProlificError:
+        client = prolific_client_or_none()
+        if client is None:
             self.message_user(request, f"Nothing was sent. {TOKEN_HELP}", messages.ERROR)
-            return None
+        return client
 
     def _run(self, request: HttpRequest, action: Callable[[ProlificClient], str]) -> None:
         """Run one Prolific action and report its outcome as a message."""
@@ -323,7 +315,7 @@ class ProlificAdminMixin(StudyAdminBase):
             "opts": self.opts,
             "title": f"Prolific: {study.title}",
             "study": study,
-            "configured": prolific_configured(),
+            "configured": bool(token_setting()),
             "token_help": TOKEN_HELP,
             "unpublished": study.prolific_status in ("", STUDY_UNPUBLISHED),
             "comparison": prolific_comparison(study),
@@ -381,7 +373,7 @@ class ProlificAdminMixin(StudyAdminBase):
             "study": study,
             "form": form,
             "preview": preview,
-            "configured": prolific_configured(),
+            "configured": bool(token_setting()),
             "token_help": TOKEN_HELP,
         }
         return TemplateResponse(request, "admin/studyapp/study/prolific_create.html", context)

@@ -164,6 +164,11 @@ def error_text(response: httpx.Response) -> str:
     return json.dumps(error)
 
 
+def token_setting() -> str:
+    """The API token from the settings; "" when none is set."""
+    return str(getattr(settings, "PROLIFIC_API_TOKEN", "") or "")
+
+
 class ProlificClient:
     """Prolific's API, one method per endpoint the platform uses."""
 
@@ -190,7 +195,7 @@ class ProlificClient:
     @classmethod
     def from_settings(cls, **kwargs: Any) -> ProlificClient:
         return cls(
-            str(getattr(settings, "PROLIFIC_API_TOKEN", "") or ""),
+            token_setting(),
             str(getattr(settings, "PROLIFIC_API_URL", "") or DEFAULT_API_URL),
             **kwargs,
         )

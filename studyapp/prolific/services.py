@@ -642,7 +642,10 @@ def submission_reject(
     may be rejected from here: the rejection Prolific's policy calls fair.
     """
     submission = _submission(study, submission_id)
-    row = next(r for r in review_rows(study) if r.submission.pk == submission.pk)
+    participant = Participant.objects.filter(
+        study=study, prolific_pid=submission.participant_pid
+    ).first()
+    row = ReviewRow(submission=submission, participant=participant)
     if not row.rejectable:
         raise ProlificServiceError(
             f"submission {submission_id} cannot be rejected from here: only submissions "

@@ -956,6 +956,22 @@ def test_a_refused_token_is_reported_with_prolifics_answer(
     assert "Invalid token." in note
 
 
+def test_an_unknown_prolific_study_id_is_reported_with_prolifics_answer(
+    fake_prolific: FakeProlific, researcher: Client
+) -> None:
+    study = study_make(slug="typo", prolific_study_id="f" * 24, prolific_status="ACTIVE")
+
+    response = researcher.post(url("prolific_sync", study), follow=True)
+
+    message = one_message(response)
+    assert message.startswith(
+        f"Nothing changed: Prolific has no such object: GET api/v1/studies/{'f' * 24}/ answered 404"
+    )
+    study.refresh_from_db()
+    assert study.prolific_synced_at is None
+    assert not ProlificSubmission.objects.filter(study=study).exists()
+
+
 # ---- 10. permissions ---------------------------------------------------------------------
 
 
